@@ -1,0 +1,56 @@
+// Batched augmentation on tensors: every transform acts on a whole float batch [B,C,H,W] in [0,1] on the
+// batch's device, with its own random parameters per sample drawn from a seeded CPU generator.
+// Spec: docs/methods.md §0 (SimCLR-CIFAR, MoCo-v2 aug-plus), §2 (CDS views), §6 (ContrastiveCrop).
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace contrastive {
+
+struct AugmentOptions {
+  std::string preset = "simclr-cifar";  // simclr-cifar | moco-v2 | cds | supervised | test | ...
+  int64_t views = 2;                    // number of global views per image
+  std::string multi_crop;               // e.g. "2x32,4x16" (overrides `views` when set)
+  int64_t size = 0;                     // output size of global views (0 = the dataset's image size)
+  std::vector<double> mean;             // per-channel normalisation (empty = dataset default)
+  std::vector<double> std;
+  double crop_scale_min = 0.2;          // RandomResizedCrop scale lower bound
+  std::string crop = "rrc";             // rrc | contrastive (ContrastiveCrop, needs boxes)
+  double box_alpha = 0.6;               // ContrastiveCrop Beta(alpha, alpha)
+};
+
+class ViewGenerator {
+ public:
+  virtual ~ViewGenerator() = default;
+  // uint8 [B,C,H,W] images (dataset `indices` [B] select ContrastiveCrop boxes) -> normalised float views on
+  // `device`. Same seed -> same views.
+  virtual std::vector<torch::Tensor> operator()(const torch::Tensor& images, const torch::Tensor& indices,
+                                                uint64_t seed, torch::Device device) const = 0;
+  virtual int64_t num_views() const = 0;
+  // ContrastiveCrop: per-image boxes, float [N,4] as (h0, w0, h1, w1) in [0,1]. Until set, (0,0,1,1).
+  virtual void set_boxes(torch::Tensor boxes) = 0;
+  virtual torch::Tensor boxes() const = 0;
+  // Turns ContrastiveCrop on/off (off during the box warm-up: plain RandomResizedCrop).
+  virtual void use_boxes(bool on) = 0;
+  virtual std::string describe() const = 0;
+};
+
+// Builds the named preset for images of `channels` x `height` x `width`. Grayscale images skip the colour
+// transforms (saturation, hue, grayscale), which is logged, not an error. Unknown preset -> InputError.
+std::shared_ptr<ViewGenerator> make_view_generator(const AugmentOptions& options, int64_t channels, int64_t height,
+                                                   int64_t width);
+
+// Default normalisation for a dataset kind (CIFAR-10 constants for cifar*, (0.2860, 0.3530) Fashion-MNIST...).
+std::pair<std::vector<double>, std::vector<double>> default_normalization(const std::string& dataset,
+                                                                          int64_t channels);
+
+// ContrastiveCrop box localisation (§6): feature maps [B,C,h,w] -> boxes [B,4] (h0,w0,h1,w1) for images of
+// size height x width, thresholding the min-max normalised channel-sum upsampled bilinearly.
+torch::Tensor localize_boxes(const torch::Tensor& feature_maps, int64_t height, int64_t width, double threshold);
+
+}  // namespace contrastive

@@ -1,0 +1,68 @@
+#include "contrastive/common.h"
+
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace contrastive {
+
+int configure_threads(int requested) {
+  int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
+  if (n <= 0) n = 1;
+  at::set_num_threads(n);
+  return n;
+}
+
+uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
+  // splitmix64 over the four words.
+  auto mix = [](uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  uint64_t h = mix(seed);
+  h = mix(h ^ a);
+  h = mix(h ^ b);
+  h = mix(h ^ c);
+  return h;
+}
+
+namespace {
+std::mutex g_log_mutex;
+std::unique_ptr<std::ofstream> g_log_file;
+
+void write_line(const char* level, const std::string& message) {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  std::cerr << "[" << stamp << "] " << level << message << "\n";
+  if (g_log_file) {
+    *g_log_file << "[" << stamp << "] " << level << message << "\n";
+    g_log_file->flush();
+  }
+}
+}  // namespace
+
+void log_info(const std::string& message) { write_line("", message); }
+void log_warn(const std::string& message) { write_line("warning: ", message); }
+
+void attach_log_file(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  g_log_file = std::make_unique<std::ofstream>(path, std::ios::app);
+  if (!*g_log_file) throw InputError(path + ": cannot open log file for writing");
+}
+
+void detach_log_file() {
+  std::lock_guard<std::mutex> lock(g_log_mutex);
+  g_log_file.reset();
+}
+
+}  // namespace contrastive
