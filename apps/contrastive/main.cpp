@@ -1,1 +1,173 @@
-int main() { return 0; }
+// The `contrastive` command line: parses flags and config, then calls the library. No training logic here.
+#include <torch/torch.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "contrastive/common.h"
+#include "contrastive/config.h"
+#include "contrastive/eval.h"
+#include "contrastive/train.h"
+
+using namespace contrastive;
+
+namespace {
+
+// Registers every config key as a flag on `cmd`, bound to `flags`; after parsing, apply_flags copies the ones
+// the user gave onto the real config (so YAML < flags, and untouched keys keep the YAML/default value).
+void add_config_flags(CLI::App& cmd, Config& flags) {
+  for (auto& key : config_keys(flags)) {
+    const std::string name = "--" + key.flag;
+    std::visit(
+        [&](auto* target) {
+          using T = std::decay_t<decltype(*target)>;
+          if constexpr (std::is_same_v<T, bool>) {
+            cmd.add_flag(name, *target, key.help);
+          } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+            cmd.add_option(name, *target, key.help)->delimiter(',')->group("Config");
+          } else {
+            cmd.add_option(name, *target, key.help)->capture_default_str()->group("Config");
+          }
+        },
+        key.target);
+  }
+}
+
+void apply_flags(const CLI::App& cmd, Config& flags, Config& config) {
+  auto from = config_keys(flags);
+  auto to = config_keys(config);
+  for (size_t i = 0; i < from.size(); ++i) {
+    if (cmd.count("--" + from[i].flag) == 0) continue;
+    std::visit([&](auto* src) { *std::get<std::decay_t<decltype(src)>>(to[i].target) = *src; }, from[i].target);
+  }
+}
+
+void print_json(const nlohmann::json& j) { std::cout << j.dump() << std::endl; }
+
+int run_train(CLI::App& cmd, Config& flags, const std::string& config_file, const std::string& resume) {
+  Config config;
+  if (!config_file.empty()) load_config_file(config_file, config);
+  apply_flags(cmd, flags, config);
+  install_stop_handlers();
+  TrainResult r = run_training(config, resume);
+  if (r.interrupted) {
+    log_info("run interrupted; continue with: contrastive train --resume " + r.run_dir);
+    return 130;
+  }
+  std::ostringstream done;
+  done << "finished " << r.epochs_done << " epochs; run directory " << r.run_dir;
+  if (r.best_test_top1 >= 0)
+    done << "; test top-1 last " << std::fixed << std::setprecision(4) << r.last_test_top1 << ", best "
+         << r.best_test_top1;
+  if (r.last_knn_top1 >= 0) done << "; kNN top-1 " << std::fixed << std::setprecision(4) << r.last_knn_top1;
+  log_info(done.str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"contrastive: contrastive representation learning (CDS, SupCon, SimCLR, MoCo, SimSiam, BYOL, AMDIM)"};
+  app.require_subcommand(1);
+
+  // train
+  Config flags;
+  std::string config_file, resume;
+  auto* train = app.add_subcommand("train", "train a model (default: CDS on Fashion-MNIST)");
+  train->add_option("--config", config_file, "YAML config (flags override it)")->check(CLI::ExistingFile);
+  train->add_option("--resume", resume, "continue the run in this directory from its last.ckpt");
+  add_config_flags(*train, flags);
+
+  // eval / knn / linear share the checkpoint and data overrides
+  std::string checkpoint, device = "auto", dataset, data_path;
+  bool json = false;
+  int64_t threads = 0, knn_k = 200, lin_epochs = 30, eval_batch = 512;
+  double knn_t = 0.1, lin_lr = 0.1, lin_wd = 0.0;
+  auto add_common = [&](CLI::App* c) {
+    c->add_option("--checkpoint", checkpoint, "checkpoint file (RUN_DIR/best.ckpt or last.ckpt)")->required();
+    c->add_option("--dataset", dataset, "evaluate on another dataset of the same shape");
+    c->add_option("--data", data_path, "path of that dataset");
+    c->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
+    c->add_option("--threads", threads, "intra-op threads (0 = all cores)")->capture_default_str();
+    c->add_option("--batch-size", eval_batch, "evaluation batch size")->capture_default_str();
+    c->add_flag("--json", json, "print one JSON object on stdout");
+  };
+  auto* eval = app.add_subcommand("eval", "test top-1/top-5 of a checkpoint's classifier (heads dropped)");
+  add_common(eval);
+  auto* knn = app.add_subcommand("knn", "weighted kNN accuracy of a checkpoint's backbone features");
+  add_common(knn);
+  knn->add_option("--k", knn_k, "neighbours")->capture_default_str();
+  knn->add_option("--t", knn_t, "temperature")->capture_default_str();
+  auto* linear = app.add_subcommand("linear", "linear probe on the frozen backbone (pre-head features, eval mode)");
+  add_common(linear);
+  linear->add_option("--epochs", lin_epochs, "probe epochs")->capture_default_str()->check(CLI::PositiveNumber);
+  linear->add_option("--lr", lin_lr, "probe learning rate (standardised features)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  linear->add_option("--weight-decay", lin_wd, "probe weight decay")->capture_default_str()->check(CLI::NonNegativeNumber);
+
+  try {
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      const int code = app.exit(e);
+      return code == 0 ? 0 : 2;
+    }
+    if (*train) return run_train(*train, flags, config_file, resume);
+
+    configure_threads(static_cast<int>(threads));
+    DataConfig override_data;
+    if (!dataset.empty()) {
+      override_data.dataset = dataset;
+      override_data.path = data_path;
+    }
+    if (eval_batch < 1) throw InputError("invalid value for --batch-size: " + std::to_string(eval_batch));
+    LoadedModel m = load_model(checkpoint, dataset.empty() ? nullptr : &override_data, device);
+    if (*eval) {
+      if (!m.method->has_classifier())
+        throw InputError(checkpoint + ": method '" + m.config.method.name +
+                         "' has no classifier; use `contrastive knn` or `contrastive linear`");
+      TopK top = evaluate_classifier(*m.method, *m.data.test, m.norm, m.device, eval_batch);
+      if (json) {
+        print_json({{"top1", top.top1}, {"top5", top.top5}, {"count", top.count}, {"method", m.config.method.name}});
+      } else {
+        std::cout << "test top-1 " << top.top1 << ", top-5 " << top.top5 << " over " << top.count << " images\n";
+      }
+      return 0;
+    }
+    auto train_f = extract_features(*m.method, *m.data.train, m.norm, m.device, eval_batch);
+    auto test_f = extract_features(*m.method, *m.data.test, m.norm, m.device, eval_batch);
+    if (*knn) {
+      if (knn_k < 1 || knn_t <= 0) throw InputError("invalid --k/--t: k must be >= 1 and t > 0");
+      const double acc = knn_top1(train_f, m.data.train->labels(), test_f, m.data.test->labels(),
+                                  m.data.train->num_classes(), knn_k, knn_t);
+      if (json) print_json({{"top1", acc}, {"k", knn_k}, {"t", knn_t}});
+      else std::cout << "kNN top-1 " << acc << " (k " << knn_k << ", t " << knn_t << ")\n";
+      return 0;
+    }
+    LinearProbeOptions lo;
+    lo.epochs = lin_epochs;
+    lo.lr = lin_lr;
+    lo.weight_decay = lin_wd;
+    auto r = linear_probe(train_f, m.data.train->labels(), test_f, m.data.test->labels(), m.data.train->num_classes(),
+                          lo);
+    if (json) print_json({{"top1_best", r.top1_best}, {"top1_last", r.top1_last}, {"epochs", lin_epochs}});
+    else std::cout << "linear top-1 best " << r.top1_best << ", last " << r.top1_last << "\n";
+    return 0;
+  } catch (const InputError& e) {
+    std::cerr << "contrastive: error: " << e.what() << std::endl;
+    return 2;
+  } catch (const RunError& e) {
+    std::cerr << "contrastive: error: " << e.what() << std::endl;
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "contrastive: internal error: " << e.what_without_backtrace() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "contrastive: error: " << e.what() << std::endl;
+    return 1;
+  }
+}

@@ -1,0 +1,59 @@
+// Evaluation: classifier top-k, weighted kNN monitor (§8), linear probe on the frozen backbone (§3), collapse.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "contrastive/data.h"
+#include "contrastive/methods.h"
+
+namespace contrastive {
+
+struct Normalization {
+  std::vector<double> mean, std;
+};
+
+// uint8 [B,C,H,W] -> normalised float on `device` (the `test` transform).
+torch::Tensor normalize_images(const torch::Tensor& images, const Normalization& norm, torch::Device device);
+
+struct TopK {
+  double top1 = 0, top5 = 0;
+  int64_t count = 0;
+};
+
+// Top-1/top-5 of the method's classifier over a dataset, in eval mode, no grad.
+TopK evaluate_classifier(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
+                         int64_t batch_size = 512);
+
+// Pre-head backbone features [N, D] (float, CPU) of a whole dataset with the test transform, eval mode.
+torch::Tensor extract_features(MethodImpl& method, const Dataset& data, const Normalization& norm,
+                               torch::Device device, int64_t batch_size = 512);
+
+// Weighted kNN (§8): cosine similarity to the bank, top-k neighbours weighted exp(sim / t), class vote.
+double knn_top1(const torch::Tensor& bank_features, const torch::Tensor& bank_labels,
+                const torch::Tensor& query_features, const torch::Tensor& query_labels, int64_t num_classes,
+                int64_t k = 200, double t = 0.1);
+
+struct LinearProbeOptions {
+  int64_t epochs = 30;
+  int64_t batch_size = 256;
+  double lr = 1.0;           // SGD on the normalised frozen features
+  double momentum = 0.9;
+  double weight_decay = 0.0;
+  uint64_t seed = 0;
+};
+struct LinearProbeResult {
+  double top1_best = 0, top1_last = 0;
+  std::vector<double> per_epoch;
+};
+
+// Linear classifier on frozen pre-head features (backbone in eval mode). Features are extracted once with the
+// test transform (no augmentation), standardised with the training set's statistics, and a Linear layer is
+// trained with SGD + cosine schedule; reports the best and the last test top-1 (the references report best).
+LinearProbeResult linear_probe(const torch::Tensor& train_features, const torch::Tensor& train_labels,
+                               const torch::Tensor& test_features, const torch::Tensor& test_labels,
+                               int64_t num_classes, const LinearProbeOptions& options);
+
+}  // namespace contrastive

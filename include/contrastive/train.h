@@ -1,0 +1,73 @@
+// The trainer: runs any method over the loader with the optimizer and schedule, evaluates, logs metrics,
+// and writes crash-safe checkpoints. It knows nothing method-specific (design.md).
+#pragma once
+
+#include <torch/optim/optimizer.h>
+
+#include <memory>
+#include <string>
+
+#include "contrastive/config.h"
+#include "contrastive/methods.h"
+
+namespace contrastive {
+
+struct TrainResult {
+  std::string run_dir;
+  int64_t epochs_done = 0;
+  bool interrupted = false;     // stopped by SIGINT/SIGTERM after writing a checkpoint
+  double last_test_top1 = -1;   // -1: the method has no classifier
+  double best_test_top1 = -1;
+  double last_knn_top1 = -1;    // -1: kNN monitor off
+  int64_t nan_skips = 0;
+};
+
+// Trains from scratch (resume_dir empty) or continues the run in resume_dir from its last.ckpt.
+TrainResult run_training(Config config, const std::string& resume_dir = "");
+
+// Learning rate at a (fractional) point of training: warm-up, then cosine / step / constant (docs/methods.md §3).
+double scheduled_lr(const OptimConfig& optim, int64_t epochs, double epoch_progress);
+
+// The optimizer of the config over the method's parameters (frozen ones excluded; --fix-pred-lr parameters in
+// their own group, which the schedule leaves at the base rate).
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& config, MethodImpl& method);
+
+// Applies LARS's layer-wise trust ratio to the gradients of a parameter group in place (BN and bias, i.e. 1-D
+// parameters, are excluded from adaptation and weight decay); used before a plain SGD step.
+void lars_adapt_gradients(MethodImpl& method, double weight_decay, double trust);
+
+// Cooperative stop (SIGINT/SIGTERM): the trainer finishes the step, checkpoints and returns.
+void request_stop();
+bool stop_requested();
+void install_stop_handlers();
+
+// Resolves --device auto|cpu|cuda.
+torch::Device resolve_device(const std::string& device);
+
+}  // namespace contrastive
+
+#include "contrastive/data.h"
+#include "contrastive/eval.h"
+
+namespace contrastive {
+
+// Loads the train/test splits a config names (with --train-subset / --test-subset applied).
+DataSplits load_data(const Config& config);
+// The input normalisation of a config's dataset.
+Normalization data_normalization(const Config& config, int64_t channels);
+
+// A trained method restored from a checkpoint, with its data, ready for evaluation or export.
+struct LoadedModel {
+  Config config;
+  MethodPtr method;
+  DataSplits data;
+  Normalization norm;
+  torch::Device device = torch::kCPU;
+};
+
+// Reads a checkpoint, rebuilds its method from the stored config and loads the weights. `data_override`
+// replaces the dataset section when its dataset is non-empty (evaluate on other data of the same shape).
+LoadedModel load_model(const std::string& checkpoint, const DataConfig* data_override = nullptr,
+                       const std::string& device = "auto");
+
+}  // namespace contrastive

@@ -1,0 +1,131 @@
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "contrastive/eval.h"
+
+namespace contrastive {
+
+torch::Tensor normalize_images(const torch::Tensor& images, const Normalization& norm, torch::Device device) {
+  auto x = images.to(device, /*non_blocking=*/true).to(torch::kFloat).div_(255.0);
+  const auto c = x.size(1);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(device);
+  auto mean = torch::tensor(norm.mean, torch::kDouble).to(opts).view({1, c, 1, 1});
+  auto std = torch::tensor(norm.std, torch::kDouble).to(opts).view({1, c, 1, 1});
+  return x.sub_(mean).div_(std);
+}
+
+namespace {
+
+// Runs `fn` over the dataset in order, in eval mode under no_grad, restoring the training flag afterwards.
+template <typename Fn>
+void for_each_batch(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
+                    int64_t batch_size, Fn fn) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = method.is_training();
+  method.eval();
+  for (int64_t start = 0; start < data.size(); start += batch_size) {
+    const int64_t end = std::min(data.size(), start + batch_size);
+    auto idx = torch::arange(start, end, torch::kLong);
+    auto x = normalize_images(data.get(idx), norm, device);
+    fn(x, data.labels().index_select(0, idx));
+  }
+  method.train(was_training);
+}
+
+}  // namespace
+
+TopK evaluate_classifier(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
+                         int64_t batch_size) {
+  TopK r;
+  int64_t c1 = 0, c5 = 0;
+  for_each_batch(method, data, norm, device, batch_size, [&](const torch::Tensor& x, const torch::Tensor& y) {
+    auto logits = method.classify(x).to(torch::kCPU);
+    const int64_t k = std::min<int64_t>(5, logits.size(1));
+    auto top = std::get<1>(logits.topk(k, 1));
+    auto hit = top.eq(y.view({-1, 1}));
+    c1 += hit.narrow(1, 0, 1).sum().item<int64_t>();
+    c5 += hit.sum().item<int64_t>();
+    r.count += y.size(0);
+  });
+  if (r.count > 0) {
+    r.top1 = static_cast<double>(c1) / r.count;
+    r.top5 = static_cast<double>(c5) / r.count;
+  }
+  return r;
+}
+
+torch::Tensor extract_features(MethodImpl& method, const Dataset& data, const Normalization& norm,
+                               torch::Device device, int64_t batch_size) {
+  std::vector<torch::Tensor> parts;
+  for_each_batch(method, data, norm, device, batch_size, [&](const torch::Tensor& x, const torch::Tensor&) {
+    parts.push_back(method.embed(x).to(torch::kCPU, torch::kFloat));
+  });
+  return torch::cat(parts);
+}
+
+double knn_top1(const torch::Tensor& bank_features, const torch::Tensor& bank_labels,
+                const torch::Tensor& query_features, const torch::Tensor& query_labels, int64_t num_classes,
+                int64_t k, double t) {
+  torch::NoGradGuard no_grad;
+  auto bank = torch::nn::functional::normalize(bank_features, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto query = torch::nn::functional::normalize(query_features, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  k = std::min<int64_t>(k, bank.size(0));
+  int64_t correct = 0;
+  const int64_t chunk = 1024;
+  for (int64_t s = 0; s < query.size(0); s += chunk) {
+    auto q = query.narrow(0, s, std::min(chunk, query.size(0) - s));
+    auto sim = q.matmul(bank.t());                        // [b, N] cosine
+    auto [w, idx] = sim.topk(k, 1);                       // neighbours
+    auto labels = bank_labels.index_select(0, idx.reshape(-1)).view_as(idx);
+    auto weights = (w / t).exp();
+    auto scores = torch::zeros({q.size(0), num_classes}, torch::kFloat).scatter_add_(1, labels, weights);
+    auto pred = scores.argmax(1);
+    correct += pred.eq(query_labels.narrow(0, s, q.size(0))).sum().item<int64_t>();
+  }
+  return query.size(0) ? static_cast<double>(correct) / query.size(0) : 0.0;
+}
+
+LinearProbeResult linear_probe(const torch::Tensor& train_features, const torch::Tensor& train_labels,
+                               const torch::Tensor& test_features, const torch::Tensor& test_labels,
+                               int64_t num_classes, const LinearProbeOptions& o) {
+  torch::manual_seed(o.seed);
+  auto mean = train_features.mean(0, true);
+  auto std = train_features.std(0, true, true).clamp_min(1e-6);
+  auto xtr = (train_features - mean) / std;
+  auto xte = (test_features - mean) / std;
+  torch::nn::Linear fc(xtr.size(1), num_classes);
+  {
+    torch::NoGradGuard no_grad;
+    fc->weight.normal_(0, 0.01);  // §4/§6: fc ~ N(0, 0.01), bias 0
+    fc->bias.zero_();
+  }
+  torch::optim::SGD opt(fc->parameters(),
+                        torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
+  auto gen = at::detail::createCPUGenerator(o.seed);
+  const int64_t n = xtr.size(0);
+  const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
+  const int64_t total = steps_per_epoch * o.epochs;
+  LinearProbeResult r;
+  int64_t step = 0;
+  for (int64_t e = 0; e < o.epochs; ++e) {
+    auto perm = torch::randperm(n, gen, torch::kLong);
+    for (int64_t s = 0; s < n; s += o.batch_size) {
+      const double lr = o.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step++) / total));
+      for (auto& g : opt.param_groups()) g.options().set_lr(lr);
+      auto idx = perm.narrow(0, s, std::min(o.batch_size, n - s));
+      auto loss = torch::nn::functional::cross_entropy(fc(xtr.index_select(0, idx)), train_labels.index_select(0, idx));
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+    torch::NoGradGuard no_grad;
+    const double acc = fc(xte).argmax(1).eq(test_labels).to(torch::kDouble).mean().item<double>();
+    r.per_epoch.push_back(acc);
+    r.top1_best = std::max(r.top1_best, acc);
+    r.top1_last = acc;
+  }
+  return r;
+}
+
+}  // namespace contrastive

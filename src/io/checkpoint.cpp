@@ -1,0 +1,159 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "contrastive/common.h"
+#include "contrastive/io.h"
+
+namespace contrastive {
+
+namespace {
+
+constexpr char kMagic[8] = {'C', 'T', 'R', 'V', 'C', 'K', 'P', 'T'};
+constexpr size_t kHeaderBytes = 8 + 4 + 8 + 8;
+
+uint64_t fnv1a(const char* data, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(data[i]);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+template <typename T>
+void put_le(std::string& out, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+template <typename T>
+T get_le(const std::string& in, size_t offset) {
+  T v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(in[offset + i])) << (8 * i);
+  return v;
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& data) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw RunError(tmp + ": cannot open for writing (" + std::strerror(errno) + ")");
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string why = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw RunError(path + ": write failed (" + why + "); the previous file is kept");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw RunError(path + ": write failed (" + why + "); the previous file is kept");
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw RunError(path + ": rename failed (" + why + "); the previous file is kept");
+  }
+}
+
+void write_checkpoint(const std::string& path, torch::serialize::OutputArchive& archive) {
+  std::ostringstream payload;
+  archive.save_to(payload);
+  const std::string body = payload.str();
+  std::string out(kMagic, sizeof(kMagic));
+  put_le<uint32_t>(out, kCheckpointVersion);
+  put_le<uint64_t>(out, body.size());
+  put_le<uint64_t>(out, fnv1a(body.data(), body.size()));
+  out += body;
+  write_file_atomic(path, out);
+}
+
+void read_checkpoint(const std::string& path, torch::serialize::InputArchive& archive) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot open checkpoint");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string file = ss.str();
+  if (file.size() < kHeaderBytes || std::memcmp(file.data(), kMagic, sizeof(kMagic)) != 0)
+    throw InputError(path + ": not a contrastive checkpoint (bad magic)");
+  const auto version = get_le<uint32_t>(file, 8);
+  if (version != kCheckpointVersion)
+    throw InputError(path + ": checkpoint format version " + std::to_string(version) + " is not supported (expected " +
+                     std::to_string(kCheckpointVersion) + ")");
+  const auto size = get_le<uint64_t>(file, 12);
+  const auto sum = get_le<uint64_t>(file, 20);
+  if (file.size() - kHeaderBytes != size)
+    throw InputError(path + ": checkpoint is truncated or torn (" + std::to_string(file.size() - kHeaderBytes) +
+                     " of " + std::to_string(size) + " payload bytes)");
+  if (fnv1a(file.data() + kHeaderBytes, size) != sum) throw InputError(path + ": checkpoint checksum mismatch");
+  std::istringstream payload(file.substr(kHeaderBytes));
+  try {
+    archive.load_from(payload);
+  } catch (const c10::Error& e) {
+    throw InputError(path + ": checkpoint payload cannot be read");
+  }
+}
+
+void append_jsonl(const std::string& path, const nlohmann::json& record) {
+  std::ofstream out(path, std::ios::app);
+  if (!out) throw RunError(path + ": cannot append metrics");
+  out << record.dump() << "\n";
+  if (!out) throw RunError(path + ": cannot append metrics");
+}
+
+std::string default_run_dir(const std::string& method, const std::string& dataset) {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&t));
+  return "runs/" + method + "-" + dataset + "-" + stamp;
+}
+
+void archive_put(torch::serialize::OutputArchive& a, const std::string& key, int64_t v) {
+  a.write(key, c10::IValue(v));
+}
+void archive_put(torch::serialize::OutputArchive& a, const std::string& key, double v) {
+  a.write(key, c10::IValue(v));
+}
+void archive_put(torch::serialize::OutputArchive& a, const std::string& key, const std::string& v) {
+  a.write(key, c10::IValue(v));
+}
+
+namespace {
+c10::IValue archive_get(torch::serialize::InputArchive& a, const std::string& key) {
+  c10::IValue v;
+  if (!a.try_read(key, v)) throw InputError("checkpoint lacks '" + key + "'");
+  return v;
+}
+}  // namespace
+
+int64_t archive_get_int(torch::serialize::InputArchive& a, const std::string& key) {
+  auto v = archive_get(a, key);
+  if (!v.isInt()) throw InputError("checkpoint entry '" + key + "' is not an integer");
+  return v.toInt();
+}
+double archive_get_double(torch::serialize::InputArchive& a, const std::string& key) {
+  auto v = archive_get(a, key);
+  if (!v.isDouble()) throw InputError("checkpoint entry '" + key + "' is not a number");
+  return v.toDouble();
+}
+std::string archive_get_string(torch::serialize::InputArchive& a, const std::string& key) {
+  auto v = archive_get(a, key);
+  if (!v.isString()) throw InputError("checkpoint entry '" + key + "' is not a string");
+  return v.toStringRef();
+}
+
+}  // namespace contrastive

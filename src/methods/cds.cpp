@@ -1,0 +1,187 @@
+// Contrastive Deep Supervision (docs/methods.md §2): CE on view 1 at the last layer plus λ·Σ_l SupCon (or the
+// label-free SimCLR loss) on the four stage embeddings, both views through one forward (BN sees 2B images).
+// Semi-supervised: CE and SupCon on labelled images, SimCLR on unlabelled ones. Distillation: feature distance
+// to a CDS teacher's embeddings plus KD on logits. The heads are dropped at inference.
+#include "contrastive/common.h"
+#include "contrastive/io.h"
+#include "contrastive/losses.h"
+#include "method_base.h"
+
+namespace contrastive {
+
+namespace F = torch::nn::functional;
+
+CDSHeadsImpl::CDSHeadsImpl(const std::vector<int64_t>& ch, const std::string& design) : design_(design) {
+  const int64_t last = ch.at(3);
+  for (int64_t l = 0; l < 3; ++l) {
+    torch::nn::Sequential head;
+    if (design == "sepconv") {
+      for (int64_t i = l; i < 3; ++i) head->push_back(SepConv(ch[i], ch[i + 1]));  // halves the size each time
+    } else {
+      head->push_back(MLP(MLPOptions(ch[l], last, last)));  // after global pooling
+    }
+    heads_.push_back(register_module("aux" + std::to_string(l + 1), head));
+  }
+}
+
+std::vector<torch::Tensor> CDSHeadsImpl::forward(const std::vector<torch::Tensor>& stages) {
+  std::vector<torch::Tensor> out;
+  for (size_t l = 0; l < 4; ++l) {
+    if (l == 3) {
+      out.push_back(stages[3].mean({2, 3}));  // aux4: the backbone's own global pool
+    } else if (design_ == "sepconv") {
+      out.push_back(heads_[l]->forward(stages[l]).mean({2, 3}));
+    } else {
+      out.push_back(heads_[l]->forward(stages[l].mean({2, 3})));
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// A frozen CDS teacher for distillation, loaded from a checkpoint of any depth.
+struct Teacher {
+  MethodPtr method;
+  bool train_bn = true;
+};
+
+}  // namespace
+
+class CDSMethod : public ResNetMethod {
+ public:
+  explicit CDSMethod(const MethodSpec& spec) : ResNetMethod("cds", spec, spec.num_classes), cfg_(spec.config.method) {
+    std::vector<int64_t> ch;
+    for (int64_t s = 0; s < 4; ++s) ch.push_back(net->stage_channels(s));
+    heads = register_module("heads", CDSHeads(ch, cfg_.cds_head));
+    supcon_ = SupConLossOptions().temperature(cfg_.temperature).base_temperature(cfg_.base_temperature);
+    if (cfg_.labeled_fraction < 1.0 || cfg_.labeled_per_class > 0) {
+      labeled = register_buffer("labeled", choose_labeled(spec.train_labels, cfg_.labeled_fraction,
+                                                          cfg_.labeled_per_class, spec.config.train.seed));
+    }
+    if (!cfg_.teacher.empty()) load_teacher(cfg_.teacher, ch[3], spec);
+  }
+
+  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels, const torch::Tensor& indices,
+                 const StepContext&) override {
+    TORCH_CHECK(views.size() == 2, "CDS needs exactly 2 views");
+    const int64_t B = views[0].size(0);
+    auto x = torch::cat({views[0], views[1]});
+    auto stages = net->stages(x);
+    auto embeddings = heads->forward(stages);
+    auto logits = net->fc(embeddings[3]);
+    auto s_logits = logits.narrow(0, 0, B);
+
+    // Which samples carry labels (semi-supervised); all of them otherwise.
+    torch::Tensor lab;
+    if (labeled.defined()) lab = labeled.index_select(0, indices.to(labeled.device())).to(labels.device());
+    LossTerms out;
+    if (lab.defined()) {
+      auto li = lab.nonzero().view(-1);
+      out.terms["ce"] = li.numel() ? F::cross_entropy(s_logits.index_select(0, li), labels.index_select(0, li),
+                                                      F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing))
+                                   : s_logits.sum() * 0;
+    } else {
+      out.terms["ce"] =
+          F::cross_entropy(s_logits, labels, F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing));
+    }
+    out.stats["train_top1"] = accuracy(s_logits, labels);
+
+    std::vector<torch::Tensor> normalised;
+    for (int64_t l = 0; l < 4; ++l) {
+      auto e = l2n(embeddings[l]);
+      normalised.push_back(e);
+      const double w = cfg_.cds_lambda * cfg_.cds_weights[l];
+      if (w == 0) continue;
+      auto feats = torch::stack({e.narrow(0, 0, B), e.narrow(0, B, B)}, 1);  // [B, 2, D]
+      out.terms["contrast_s" + std::to_string(l + 1)] = w * stage_contrastive(feats, labels, lab);
+    }
+    if (teacher_) distill(x, s_logits, normalised, B, out);
+    return out;
+  }
+
+  torch::Tensor classify(const torch::Tensor& x) override { return net->forward(x); }
+  bool has_classifier() const override { return true; }
+
+  CDSHeads heads{nullptr};
+  torch::Tensor labeled;
+  std::vector<torch::nn::Linear> adapt;
+
+ private:
+  // SupCon with labels (cds_loss supcon) or SimCLR; semi-supervised: SupCon on labelled + SimCLR on unlabelled.
+  torch::Tensor stage_contrastive(const torch::Tensor& feats, const torch::Tensor& labels, const torch::Tensor& lab) {
+    const bool supervised = cfg_.cds_loss == "supcon";
+    if (!lab.defined()) return functional::supcon_loss(feats, supervised ? labels : torch::Tensor(), {}, supcon_);
+    auto li = lab.nonzero().view(-1), ui = (~lab).nonzero().view(-1);
+    torch::Tensor sum = feats.sum() * 0;
+    if (li.numel() > 0)
+      sum = sum + functional::supcon_loss(feats.index_select(0, li),
+                                          supervised ? labels.index_select(0, li) : torch::Tensor(), {}, supcon_);
+    if (ui.numel() > 0) sum = sum + functional::supcon_loss(feats.index_select(0, ui), {}, {}, supcon_);
+    return sum;
+  }
+
+  void load_teacher(const std::string& path, int64_t student_dim, const MethodSpec& spec) {
+    torch::serialize::InputArchive archive, model;
+    read_checkpoint(path, archive);
+    MethodSpec tspec = spec;
+    tspec.config = Config();
+    config_from_yaml_string(archive_get_string(archive, "config"), tspec.config, path);
+    if (tspec.config.method.name != "cds")
+      throw InputError(path + ": the teacher must be a CDS checkpoint (found method '" + tspec.config.method.name +
+                       "')");
+    tspec.config.method.teacher.clear();
+    tspec.config.method.labeled_fraction = 1.0;
+    tspec.config.method.labeled_per_class = 0;
+    auto t = make_method(tspec);
+    archive.read("model", model);
+    try {
+      t->load(model);
+    } catch (const c10::Error&) {
+      throw InputError(path + ": teacher state does not match its own config");
+    }
+    for (auto& p : t->parameters()) p.set_requires_grad(false);
+    teacher_ = std::make_shared<Teacher>(Teacher{t, cfg_.teacher_train_bn});
+    const int64_t tdim = std::dynamic_pointer_cast<ResNetImpl>(t->backbone())->feature_dim();
+    if (tdim != student_dim) {
+      for (int64_t l = 0; l < 4; ++l)
+        adapt.push_back(register_module("adapt" + std::to_string(l + 1), torch::nn::Linear(student_dim, tdim)));
+    }
+  }
+
+  // §2 KD variant: Σ_l feat_weight·‖t_l − A_l(s_l)‖₂ (Frobenius over both views, not squared, not averaged) and
+  // KD = −mean_i Σ_c softmax(t/T)·log_softmax(s/T) on view 1, no T² factor.
+  void distill(const torch::Tensor& x, const torch::Tensor& s_logits, const std::vector<torch::Tensor>& s_emb,
+               int64_t B, LossTerms& out) {
+    auto& t = *teacher_->method;
+    if (t.parameters().front().device() != x.device()) t.to(x.device());
+    t.train(teacher_->train_bn);  // the reference never calls eval(): BN uses batch statistics
+    torch::Tensor t_logits;
+    std::vector<torch::Tensor> t_emb;
+    {
+      torch::NoGradGuard no_grad;
+      auto& tc = dynamic_cast<CDSMethod&>(t);
+      auto stages = tc.net->stages(x);
+      auto emb = tc.heads->forward(stages);
+      t_logits = tc.net->fc(emb[3]).narrow(0, 0, B);
+      for (auto& e : emb) t_emb.push_back(l2n(e));
+    }
+    torch::Tensor feat = s_logits.sum() * 0;
+    for (int64_t l = 0; l < 4; ++l) {
+      auto s = adapt.empty() ? s_emb[l] : adapt[l]->forward(s_emb[l]);
+      feat = feat + (t_emb[l] - s).norm();
+    }
+    out.terms["feat_dist"] = cfg_.feat_weight * feat;
+    const double T = cfg_.kd_temperature;
+    auto kd = -(F::softmax(t_logits / T, 1) * F::log_softmax(s_logits / T, 1)).sum(1).mean();
+    out.terms["kd"] = cfg_.kd_weight * kd;
+  }
+
+  MethodConfig cfg_;
+  SupConLossOptions supcon_;
+  std::shared_ptr<Teacher> teacher_;
+};
+
+MethodPtr make_cds(const MethodSpec& spec) { return std::make_shared<CDSMethod>(spec); }
+
+}  // namespace contrastive

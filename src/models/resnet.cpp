@@ -1,0 +1,188 @@
+#include <torch/torch.h>
+
+#include "contrastive/common.h"
+#include "contrastive/models.h"
+
+namespace contrastive {
+
+namespace nn = torch::nn;
+
+SplitBatchNorm2dImpl::SplitBatchNorm2dImpl(int64_t channels, int64_t num_splits)
+    : BatchNorm2dImpl(torch::nn::BatchNormOptions(channels)), num_splits_(num_splits) {}
+
+torch::Tensor SplitBatchNorm2dImpl::forward(const torch::Tensor& x) {
+  if (!is_training() || num_splits_ <= 1) return BatchNorm2dImpl::forward(x);
+  const int64_t n = x.size(0), c = x.size(1), s = num_splits_;
+  TORCH_CHECK(n % s == 0, "SplitBatchNorm: batch ", n, " is not divisible by ", s, " splits");
+  // view(-1, C*S, H, W) puts sample n*S+s into channel block s: split s = samples with index mod S == s.
+  auto mean = running_mean.repeat({s});
+  auto var = running_var.repeat({s});
+  auto y = torch::batch_norm(x.reshape({-1, c * s, x.size(2), x.size(3)}), weight.repeat({s}), bias.repeat({s}),
+                             mean, var, /*training=*/true, options.momentum().value_or(0.1), options.eps(),
+                             /*cudnn_enabled=*/true);
+  {
+    torch::NoGradGuard no_grad;
+    running_mean.copy_(mean.view({s, c}).mean(0));
+    running_var.copy_(var.view({s, c}).mean(0));
+    num_batches_tracked.add_(1);
+  }
+  return y.view_as(x);
+}
+
+namespace {
+
+nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad).bias(false));
+}
+
+nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride, int64_t bn_splits) {
+  if (stride == 1 && in == out) return nullptr;
+  return nn::Sequential(conv(in, out, 1, stride, 0), SplitBatchNorm2d(out, bn_splits));
+}
+
+}  // namespace
+
+BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t planes, int64_t stride, int64_t bn_splits) {
+  conv1 = register_module("conv1", conv(in, planes, 3, stride, 1));
+  bn1 = register_module("bn1", SplitBatchNorm2d(planes, bn_splits));
+  conv2 = register_module("conv2", conv(planes, planes, 3, 1, 1));
+  bn2 = register_module("bn2", SplitBatchNorm2d(planes, bn_splits));
+  downsample = make_downsample(in, planes, stride, bn_splits);
+  if (downsample) register_module("downsample", downsample);
+}
+
+torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
+  auto out = torch::relu(bn1(conv1(x)));
+  out = bn2(conv2(out));
+  out += downsample ? downsample->forward(x) : x;
+  return torch::relu(out);
+}
+
+BottleneckImpl::BottleneckImpl(int64_t in, int64_t planes, int64_t stride, int64_t bn_splits) {
+  conv1 = register_module("conv1", conv(in, planes, 1, 1, 0));
+  bn1 = register_module("bn1", SplitBatchNorm2d(planes, bn_splits));
+  conv2 = register_module("conv2", conv(planes, planes, 3, stride, 1));
+  bn2 = register_module("bn2", SplitBatchNorm2d(planes, bn_splits));
+  conv3 = register_module("conv3", conv(planes, planes * expansion, 1, 1, 0));
+  bn3 = register_module("bn3", SplitBatchNorm2d(planes * expansion, bn_splits));
+  downsample = make_downsample(in, planes * expansion, stride, bn_splits);
+  if (downsample) register_module("downsample", downsample);
+}
+
+torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
+  auto out = torch::relu(bn1(conv1(x)));
+  out = torch::relu(bn2(conv2(out)));
+  out = bn3(conv3(out));
+  out += downsample ? downsample->forward(x) : x;
+  return torch::relu(out);
+}
+
+ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
+  std::vector<int64_t> blocks;
+  bool bottleneck = false;
+  if (options.arch() == "resnet18") {
+    blocks = {2, 2, 2, 2};
+  } else if (options.arch() == "resnet34") {
+    blocks = {3, 4, 6, 3};
+  } else if (options.arch() == "resnet50") {
+    blocks = {3, 4, 6, 3};
+    bottleneck = true;
+  } else {
+    throw InputError("unknown ResNet architecture '" + options.arch() + "' (resnet18 | resnet34 | resnet50)");
+  }
+  const int64_t w = options.width(), splits = options.bn_splits();
+  conv1 = register_module("conv1", conv(options.in_channels(), w, 3, 1, 1));
+  bn1 = register_module("bn1", SplitBatchNorm2d(w, splits));
+  int64_t in = w;
+  const int64_t expansion = bottleneck ? BottleneckImpl::expansion : BasicBlockImpl::expansion;
+  auto make_layer = [&](int64_t planes, int64_t n, int64_t stride) {
+    nn::Sequential layer;
+    for (int64_t b = 0; b < n; ++b) {
+      const int64_t s = b == 0 ? stride : 1;
+      if (bottleneck)
+        layer->push_back(Bottleneck(in, planes, s, splits));
+      else
+        layer->push_back(BasicBlock(in, planes, s, splits));
+      in = planes * expansion;
+    }
+    stage_channels_.push_back(in);
+    return layer;
+  };
+  layer1 = register_module("layer1", make_layer(w, blocks[0], 1));
+  layer2 = register_module("layer2", make_layer(w * 2, blocks[1], 2));
+  layer3 = register_module("layer3", make_layer(w * 4, blocks[2], 2));
+  layer4 = register_module("layer4", make_layer(w * 8, blocks[3], 2));
+  if (options.num_classes() > 0) fc = register_module("fc", nn::Linear(in, options.num_classes()));
+  init_resnet_weights(*this);
+  if (options.zero_init_residual()) {
+    torch::NoGradGuard no_grad;
+    for (auto& m : modules(/*include_self=*/false)) {
+      if (auto* b = m->as<BasicBlockImpl>()) b->bn2->weight.zero_();
+      if (auto* b = m->as<BottleneckImpl>()) b->bn3->weight.zero_();
+    }
+  }
+}
+
+std::vector<torch::Tensor> ResNetImpl::stages(const torch::Tensor& x) {
+  auto f0 = torch::relu(bn1(conv1(x)));
+  auto f1 = layer1->forward(f0);
+  auto f2 = layer2->forward(f1);
+  auto f3 = layer3->forward(f2);
+  auto f4 = layer4->forward(f3);
+  return {f1, f2, f3, f4};
+}
+
+torch::Tensor ResNetImpl::features(const torch::Tensor& x) {
+  return stages(x)[3].mean({2, 3});
+}
+
+torch::Tensor ResNetImpl::forward(const torch::Tensor& x) {
+  auto f = features(x);
+  return fc ? fc->forward(f) : f;
+}
+
+MLPImpl::MLPImpl(const MLPOptions& o) {
+  net = register_module("net", nn::Sequential());
+  int64_t in = o.in();
+  for (int64_t l = 0; l + 1 < o.layers(); ++l) {
+    net->push_back(nn::Linear(nn::LinearOptions(in, o.hidden()).bias(o.hidden_bias())));
+    if (o.hidden_bn()) net->push_back(nn::BatchNorm1d(o.hidden()));
+    net->push_back(nn::ReLU());
+    in = o.hidden();
+  }
+  auto last = nn::Linear(in, o.out());
+  if (o.freeze_last_bias()) last->bias.set_requires_grad(false);
+  net->push_back(last);
+  if (o.last_bn()) net->push_back(nn::BatchNorm1d(nn::BatchNormOptions(o.out()).affine(o.last_bn_affine())));
+}
+
+SepConvImpl::SepConvImpl(int64_t in, int64_t out) {
+  auto dw = [](int64_t c, int64_t stride) {
+    return nn::Conv2d(nn::Conv2dOptions(c, c, 3).stride(stride).padding(1).groups(c).bias(false));
+  };
+  auto pw = [](int64_t a, int64_t b) { return nn::Conv2d(nn::Conv2dOptions(a, b, 1).bias(false)); };
+  net = register_module("net", nn::Sequential(dw(in, 2), pw(in, in), nn::BatchNorm2d(in), nn::ReLU(), dw(in, 1),
+                                              pw(in, out), nn::BatchNorm2d(out), nn::ReLU()));
+}
+
+void init_resnet_weights(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& m : module.modules(/*include_self=*/true)) {
+    if (auto* c = m->as<nn::Conv2dImpl>()) {
+      nn::init::kaiming_normal_(c->weight, 0, torch::kFanOut, torch::kReLU);
+    } else if (auto* b = m->as<nn::BatchNorm2dImpl>()) {
+      if (b->options.affine()) {
+        b->weight.fill_(1);
+        b->bias.zero_();
+      }
+    }
+  }
+}
+
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace contrastive

@@ -1,0 +1,465 @@
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "contrastive/augment.h"
+#include "contrastive/common.h"
+#include "contrastive/data.h"
+#include "contrastive/eval.h"
+#include "contrastive/io.h"
+#include "contrastive/train.h"
+
+namespace fs = std::filesystem;
+
+namespace contrastive {
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) { g_stop.store(true); }
+}  // namespace
+
+void request_stop() { g_stop.store(true); }
+bool stop_requested() { return g_stop.load(); }
+void install_stop_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+torch::Device resolve_device(const std::string& device) {
+  if (device == "cpu") return torch::kCPU;
+  if (device == "cuda") {
+    if (!torch::cuda::is_available()) throw InputError("--device cuda: no CUDA device is available in this build");
+    return torch::kCUDA;
+  }
+  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+double scheduled_lr(const OptimConfig& o, int64_t epochs, double e) {
+  const double base = o.lr;
+  auto after_warmup = [&](double x) {
+    if (o.schedule == "constant") return base;
+    if (o.schedule == "step") {
+      double lr = base;
+      for (double m : o.milestones) {
+        const bool fractions = !o.milestones.empty() && o.milestones.back() < 1.0;
+        const double at = fractions ? m * epochs : m;
+        if (std::floor(x) >= at) lr *= o.gamma;
+      }
+      return lr;
+    }
+    const double floor_lr = base * o.min_lr_ratio;  // cosine
+    return floor_lr + (base - floor_lr) * 0.5 * (1.0 + std::cos(M_PI * x / epochs));
+  };
+  if (o.warmup_epochs > 0 && e < o.warmup_epochs) {
+    const double to = after_warmup(o.warmup_epochs);
+    return o.warmup_from + (to - o.warmup_from) * e / o.warmup_epochs;
+  }
+  return after_warmup(e);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& c, MethodImpl& method) {
+  const auto& o = c.optim;
+  std::vector<torch::Tensor> fixed = method.fixed_lr_parameters();
+  auto is_fixed = [&](const torch::Tensor& p) {
+    for (const auto& f : fixed)
+      if (f.is_same(p)) return true;
+    return false;
+  };
+  std::vector<torch::Tensor> scheduled, fixed_group;
+  for (auto& p : method.parameters()) {
+    if (!p.requires_grad()) continue;  // frozen (momentum encoders, SimSiam's frozen bias)
+    (is_fixed(p) ? fixed_group : scheduled).push_back(p);
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(scheduled);
+  if (!fixed_group.empty()) groups.emplace_back(fixed_group);
+  if (o.optimizer == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        groups, torch::optim::AdamOptions(o.lr).betas({0.8, 0.999}).eps(1e-8).weight_decay(o.weight_decay));
+  }
+  // SGD; for LARS the weight decay is applied inside lars_adapt_gradients, so SGD's own is 0.
+  const double wd = o.optimizer == "lars" ? 0.0 : o.weight_decay;
+  return std::make_unique<torch::optim::SGD>(
+      groups, torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov).weight_decay(wd));
+}
+
+void lars_adapt_gradients(MethodImpl& method, double weight_decay, double trust) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : method.parameters()) {
+    if (!p.requires_grad() || !p.grad().defined() || p.dim() <= 1) continue;  // BN and biases: plain SGD
+    auto g = p.mutable_grad();
+    g.add_(p, weight_decay);
+    const double wn = p.norm().item<double>(), gn = g.norm().item<double>();
+    if (wn > 0 && gn > 0) g.mul_(trust * wn / gn);
+  }
+}
+
+namespace {
+
+std::string format_duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  std::ostringstream ss;
+  ss << s / 60 << ":" << std::setw(2) << std::setfill('0') << s % 60;
+  return ss.str();
+}
+
+// Progress on a terminal (a bar with rate and ETA, redrawn in place) or plain periodic lines otherwise.
+class Progress {
+ public:
+  Progress(int64_t epoch, int64_t epochs, int64_t steps, int64_t log_every)
+      : epoch_(epoch), epochs_(epochs), steps_(steps), log_every_(log_every), tty_(isatty(STDERR_FILENO)) {
+    start_ = std::chrono::steady_clock::now();
+  }
+  void update(int64_t step, int64_t images, double loss) {
+    images_ += images;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = el > 0 ? images_ / el : 0;
+    const double eta = step > 0 ? el / (step + 1 - first_) * (steps_ - step - 1) : 0;
+    std::ostringstream line;
+    line << "epoch " << epoch_ + 1 << "/" << epochs_ << " ";
+    if (tty_) {
+      const int width = 24;
+      const int filled = static_cast<int>(width * (step + 1) / std::max<int64_t>(1, steps_));
+      line << "[" << std::string(filled, '#') << std::string(width - filled, '.') << "] ";
+    }
+    line << step + 1 << "/" << steps_ << " loss " << std::fixed << std::setprecision(4) << loss << " "
+         << std::setprecision(0) << rate << " img/s ETA " << format_duration(eta);
+    if (tty_) {
+      std::cerr << "\r" << line.str() << "   " << std::flush;
+    } else if ((step + 1) % log_every_ == 0 || step + 1 == steps_) {
+      std::cerr << line.str() << "\n";
+    }
+  }
+  void set_first(int64_t first) { first_ = first; }
+  void finish() {
+    if (tty_) std::cerr << "\n";
+  }
+
+ private:
+  int64_t epoch_, epochs_, steps_, log_every_, first_ = 0;
+  bool tty_;
+  double images_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// The state a checkpoint carries beyond the method's own parameters and buffers.
+struct Position {
+  int64_t epoch = 0;  // epoch to run next
+  int64_t step = 0;   // first step of that epoch
+  int64_t global_step = 0;
+  double best_metric = -1;
+  int64_t nan_skips = 0;
+};
+
+void save_run_checkpoint(const std::vector<std::string>& paths, const Config& config, MethodImpl& method,
+                         torch::optim::Optimizer& optimizer, const Position& pos, const torch::Tensor& boxes) {
+  torch::serialize::OutputArchive archive, model, optim;
+  method.save(model);
+  optimizer.save(optim);
+  archive.write("model", model);
+  archive.write("optimizer", optim);
+  archive_put(archive, "config", config_to_yaml(config));
+  archive_put(archive, "epoch", pos.epoch);
+  archive_put(archive, "step", pos.step);
+  archive_put(archive, "global_step", pos.global_step);
+  archive_put(archive, "best_metric", pos.best_metric);
+  archive_put(archive, "nan_skips", pos.nan_skips);
+  if (boxes.defined()) archive.write("boxes", boxes, /*is_buffer=*/true);
+  for (const auto& p : paths) write_checkpoint(p, archive);
+}
+
+// Returns false when some gradient is not finite.
+bool gradients_finite(MethodImpl& method) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> sums;
+  for (const auto& p : method.parameters())
+    if (p.grad().defined()) sums.push_back(p.grad().sum());
+  if (sums.empty()) return true;
+  return torch::stack(sums).isfinite().all().item<bool>();
+}
+
+// Recomputes ContrastiveCrop boxes (§6) over the training set: last-stage map of the backbone in eval mode on
+// the test transform.
+torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
+                            double threshold) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = method.is_training();
+  method.eval();
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < data.size(); s += 512) {
+    auto idx = torch::arange(s, std::min(data.size(), s + 512), torch::kLong);
+    auto maps = method.feature_map(normalize_images(data.get(idx), norm, device));
+    parts.push_back(localize_boxes(maps, data.height(), data.width(), threshold).to(torch::kCPU));
+  }
+  method.train(was_training);
+  return torch::cat(parts);
+}
+
+}  // namespace
+
+TrainResult run_training(Config config, const std::string& resume_dir) {
+  Position pos;
+  std::unique_ptr<torch::serialize::InputArchive> resume_archive;
+  if (!resume_dir.empty()) {
+    const std::string ckpt = resume_dir + "/last.ckpt";
+    if (!fs::exists(ckpt)) throw InputError(ckpt + ": no checkpoint to resume from");
+    resume_archive = std::make_unique<torch::serialize::InputArchive>();
+    read_checkpoint(ckpt, *resume_archive);
+    Config saved;
+    config_from_yaml_string(archive_get_string(*resume_archive, "config"), saved, ckpt);
+    // The saved run defines the work; only how long, where and with how many threads may change.
+    saved.train.epochs = config.train.epochs;
+    saved.train.threads = config.train.threads;
+    saved.train.device = config.train.device;
+    saved.train.log_every = config.train.log_every;
+    saved.train.out = resume_dir;
+    config = saved;
+    pos.epoch = archive_get_int(*resume_archive, "epoch");
+    pos.step = archive_get_int(*resume_archive, "step");
+    pos.global_step = archive_get_int(*resume_archive, "global_step");
+    pos.best_metric = archive_get_double(*resume_archive, "best_metric");
+    pos.nan_skips = archive_get_int(*resume_archive, "nan_skips");
+  }
+  resolve_defaults(config);
+  validate(config);
+  const auto& tc = config.train;
+
+  const torch::Device device = resolve_device(tc.device);
+  const int threads = configure_threads(static_cast<int>(tc.threads));
+  torch::manual_seed(static_cast<uint64_t>(tc.seed));
+
+  DataSplits data = load_data(config);
+
+  const std::string run_dir = tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out;
+  config.train.out = run_dir;
+  fs::create_directories(run_dir);
+  attach_log_file(run_dir + "/train.log");
+  struct LogGuard {
+    ~LogGuard() { detach_log_file(); }
+  } log_guard;
+  write_file_atomic(run_dir + "/config.yaml", config_to_yaml(config));
+
+  log_info("contrastive train: method " + config.method.name + ", dataset " + config.data.dataset + " (" +
+           std::to_string(data.train->size()) + " train / " + std::to_string(data.test->size()) + " test, " +
+           std::to_string(data.train->channels()) + "x" + std::to_string(data.train->height()) + "x" +
+           std::to_string(data.train->width()) + "), run directory " + run_dir);
+  log_info("device " + device.str() + ", " + std::to_string(threads) + " intra-op threads" +
+           (tc.threads == 0 ? " (all cores; --threads overrides)" : ""));
+
+  MethodSpec spec;
+  spec.config = config;
+  spec.in_channels = data.train->channels();
+  spec.image_size = data.train->height();
+  spec.num_classes = data.train->num_classes();
+  spec.train_size = data.train->size();
+  spec.train_labels = data.train->labels();
+  MethodPtr method = make_method(spec);
+  method->to(device);
+  log_info("model: " + config.model.arch + " width " + std::to_string(config.model.width) + ", " +
+           std::to_string(count_parameters(*method)) + " parameters in training (backbone " +
+           std::to_string(count_parameters(*method->backbone())) + ")");
+  auto optimizer = make_optimizer(config, *method);
+
+  AugmentOptions aopt;
+  aopt.preset = config.augment.preset;
+  aopt.views = config.augment.views;
+  aopt.multi_crop = config.augment.multi_crop;
+  aopt.crop_scale_min = config.augment.crop_scale_min;
+  aopt.crop = config.augment.crop;
+  aopt.box_alpha = config.augment.box_alpha;
+  const Normalization norm = data_normalization(config, data.train->channels());
+  aopt.mean = norm.mean;
+  aopt.std = norm.std;
+  auto views = make_view_generator(aopt, data.train->channels(), data.train->height(), data.train->width());
+  log_info("augmentation: " + views->describe());
+
+  if (resume_archive) {
+    torch::serialize::InputArchive model, optim;
+    resume_archive->read("model", model);
+    resume_archive->read("optimizer", optim);
+    try {
+      method->load(model);
+      optimizer->load(optim);
+    } catch (const c10::Error& e) {
+      throw InputError(resume_dir + "/last.ckpt: state does not match this method and model");
+    }
+    torch::Tensor boxes;
+    if (resume_archive->try_read("boxes", boxes, true)) views->set_boxes(boxes);
+    log_info("resumed from " + resume_dir + "/last.ckpt at epoch " + std::to_string(pos.epoch + 1) + ", step " +
+             std::to_string(pos.step));
+  }
+
+  LoaderOptions lopt;
+  lopt.batch_size = tc.batch_size;
+  lopt.shuffle = true;
+  lopt.drop_last = tc.drop_last;
+  lopt.seed = static_cast<uint64_t>(tc.seed);
+  const uint64_t seed = static_cast<uint64_t>(tc.seed);
+  Loader loader(data.train, lopt, [&, seed](Batch& b) {
+    b.views = (*views)(b.images, b.indices, mix_seed(seed, b.epoch, b.step, 0xA06), device);
+  });
+  const int64_t steps = loader.steps_per_epoch();
+  if (steps == 0) throw InputError("--batch-size " + std::to_string(tc.batch_size) + ": no full batch in " +
+                                   std::to_string(data.train->size()) + " training images with --drop-last");
+  const int64_t total_steps = steps * tc.epochs;
+  const std::vector<std::string> last_path{run_dir + "/last.ckpt"};
+
+  TrainResult result;
+  result.run_dir = run_dir;
+  result.nan_skips = pos.nan_skips;
+  for (int64_t epoch = pos.epoch; epoch < tc.epochs; ++epoch) {
+    const bool boxes_on = config.augment.crop == "contrastive" && epoch >= config.augment.box_warmup;
+    views->use_boxes(boxes_on);
+    const int64_t first = epoch == pos.epoch ? pos.step : 0;
+    loader.start_epoch(epoch, first);
+    method->train();
+    Progress progress(epoch, tc.epochs, steps, tc.log_every);
+    progress.set_first(first);
+    double loss_sum = 0, last_lr = config.optim.lr;
+    int64_t counted = 0, images = 0;
+    std::map<std::string, double> term_sums, stat_sums;
+    const auto t0 = std::chrono::steady_clock::now();
+    while (auto batch = loader.next()) {
+      StepContext ctx;
+      ctx.epoch = epoch;
+      ctx.step = batch->step;
+      ctx.steps_per_epoch = steps;
+      ctx.global_step = epoch * steps + batch->step;
+      ctx.total_steps = total_steps;
+      ctx.seed = mix_seed(seed, epoch, batch->step, 0x57E9);
+      const double lr = scheduled_lr(config.optim, tc.epochs, static_cast<double>(ctx.global_step) / steps);
+      auto& groups = optimizer->param_groups();
+      groups[0].options().set_lr(lr);
+      last_lr = lr;
+      for (size_t g = 1; g < groups.size(); ++g) groups[g].options().set_lr(config.optim.lr);
+
+      LossTerms out = method->loss(batch->views, batch->labels.to(device), batch->indices, ctx);
+      torch::Tensor total = out.total();
+      if (ctx.global_step == tc.inject_nan_at_step) total = total * std::numeric_limits<double>::quiet_NaN();
+      optimizer->zero_grad();
+      std::string bad;
+      if (!total.isfinite().item<bool>()) {
+        bad = "loss";
+        for (const auto& [name, term] : out.terms)
+          if (!term.isfinite().all().item<bool>()) bad = "loss term '" + name + "'";
+      } else {
+        total.backward();
+        if (!gradients_finite(*method)) bad = "gradient";
+      }
+      if (!bad.empty()) {
+        const std::string where = "non-finite " + bad + " at epoch " + std::to_string(epoch + 1) + ", step " +
+                                  std::to_string(batch->step) + " (global step " + std::to_string(ctx.global_step) +
+                                  ")";
+        if (tc.on_nan == "skip") {
+          log_warn(where + ": step skipped (--on-nan skip)");
+          optimizer->zero_grad();
+          ++result.nan_skips;
+          continue;
+        }
+        throw RunError(where + "; the last good checkpoint is kept in " + run_dir +
+                       " (use --on-nan skip to skip such steps)");
+      }
+      if (config.optim.optimizer == "lars")
+        lars_adapt_gradients(*method, config.optim.weight_decay, config.optim.lars_trust);
+      optimizer->step();
+      method->after_step(ctx);
+
+      const double loss_value = total.item<double>();
+      const int64_t b = batch->labels.size(0);
+      loss_sum += loss_value * b;
+      counted += b;
+      images += b;
+      for (const auto& [name, term] : out.terms) term_sums[name] += term.item<double>() * b;
+      for (const auto& [name, v] : out.stats) stat_sums[name] += v * b;
+      progress.update(batch->step, b, loss_value);
+
+      if (stop_requested()) {
+        progress.finish();
+        pos = {epoch, batch->step + 1, ctx.global_step + 1, pos.best_metric, result.nan_skips};
+        save_run_checkpoint(last_path, config, *method, *optimizer, pos, views->boxes());
+        log_info("stopped by signal after epoch " + std::to_string(epoch + 1) + " step " +
+                 std::to_string(batch->step) + "; checkpoint written to " + run_dir + "/last.ckpt");
+        result.interrupted = true;
+        result.epochs_done = epoch;
+        return result;
+      }
+    }
+    progress.finish();
+    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    nlohmann::json rec;
+    rec["epoch"] = epoch + 1;
+    rec["loss"] = counted ? loss_sum / counted : 0.0;
+    rec["lr"] = last_lr;
+    for (const auto& [name, s] : term_sums) rec["terms"][name] = counted ? s / counted : 0.0;
+    for (const auto& [name, s] : stat_sums) rec[name] = counted ? s / counted : 0.0;
+    rec["images_per_s"] = train_seconds > 0 ? images / train_seconds : 0.0;
+    double metric = -rec["loss"].get<double>();
+    if (method->has_classifier() && ((epoch + 1) % tc.eval_every == 0 || epoch + 1 == tc.epochs)) {
+      TopK top = evaluate_classifier(*method, *data.test, norm, device);
+      rec["test_top1"] = top.top1;
+      rec["test_top5"] = top.top5;
+      result.last_test_top1 = top.top1;
+      result.best_test_top1 = std::max(result.best_test_top1, top.top1);
+      metric = top.top1;
+    }
+    if (tc.knn_every > 0 && ((epoch + 1) % tc.knn_every == 0 || epoch + 1 == tc.epochs)) {
+      auto bank = extract_features(*method, *data.train, norm, device);
+      auto query = extract_features(*method, *data.test, norm, device);
+      const double knn = knn_top1(bank, data.train->labels(), query, data.test->labels(),
+                                  data.train->num_classes(), tc.knn_k, tc.knn_t);
+      rec["knn_top1"] = knn;
+      result.last_knn_top1 = knn;
+      if (!method->has_classifier()) metric = knn;
+    }
+    if (stat_sums.count("collapse_std")) {
+      const double dim = stat_sums.count("collapse_dim") ? stat_sums["collapse_dim"] / counted : 1.0;
+      const double healthy = 1.0 / std::sqrt(dim), measured = rec["collapse_std"].get<double>();
+      if (measured < 0.2 * healthy)
+        log_warn("representation collapse detected: per-channel std of the normalised output is " +
+                 std::to_string(measured) + " (healthy ~ 1/sqrt(d) = " + std::to_string(healthy) + ")");
+    }
+    rec["nan_skips"] = result.nan_skips;
+    rec["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rec["train_seconds"] = train_seconds;
+
+    if (config.augment.crop == "contrastive" && epoch + 1 >= config.augment.box_warmup &&
+        (epoch + 1) % config.augment.box_interval == 0 && epoch + 1 != tc.epochs) {
+      views->set_boxes(compute_boxes(*method, *data.train, norm, device, config.augment.box_thresh));
+      rec["boxes_updated"] = true;
+      log_info("ContrastiveCrop: boxes recomputed over " + std::to_string(data.train->size()) + " images");
+    }
+
+    std::ostringstream summary;
+    summary << "epoch " << epoch + 1 << "/" << tc.epochs << ": loss " << std::fixed << std::setprecision(4)
+            << rec["loss"].get<double>();
+    if (rec.contains("test_top1")) summary << ", test top-1 " << std::setprecision(4) << rec["test_top1"].get<double>();
+    if (rec.contains("knn_top1")) summary << ", kNN top-1 " << std::setprecision(4) << rec["knn_top1"].get<double>();
+    summary << ", " << std::setprecision(0) << rec["images_per_s"].get<double>() << " img/s, "
+            << std::setprecision(1) << rec["seconds"].get<double>() << " s";
+    log_info(summary.str());
+
+    append_jsonl(run_dir + "/metrics.jsonl", rec);
+    const bool improved = metric > pos.best_metric;
+    pos = {epoch + 1, 0, (epoch + 1) * steps, std::max(pos.best_metric, metric), result.nan_skips};
+    std::vector<std::string> paths = last_path;
+    if (improved) paths.push_back(run_dir + "/best.ckpt");
+    save_run_checkpoint(paths, config, *method, *optimizer, pos, views->boxes());
+    result.epochs_done = epoch + 1;
+    if (stop_requested()) {
+      result.interrupted = true;
+      return result;
+    }
+  }
+  return result;
+}
+
+}  // namespace contrastive
