@@ -46,6 +46,37 @@ class TensorDataset : public Dataset {
   std::vector<std::string> class_names_;
 };
 
+// A folder of `<class>/<image>.png|jpg|jpeg|bmp` (like torchvision's ImageFolder: classes are the sorted
+// sub-folder names). Images are decoded lazily, resized to image_size x image_size (bilinear) and kept
+// in a cache bounded by cache_mb; when the whole set fits, each image is decoded only once.
+class ImageFolderDataset : public Dataset {
+ public:
+  // `channels` 0: 3 when the first image is colour, 1 when it is grayscale (the others are converted).
+  ImageFolderDataset(const std::string& root, int64_t image_size = 32, int64_t cache_mb = 2048,
+                     int decode_threads = 2, int64_t channels = 0);
+  ~ImageFolderDataset() override;
+  int64_t size() const override { return static_cast<int64_t>(files_.size()); }
+  int64_t channels() const override { return channels_; }
+  int64_t height() const override { return image_size_; }
+  int64_t width() const override { return image_size_; }
+  torch::Tensor labels() const override { return labels_; }
+  torch::Tensor get(const torch::Tensor& indices) const override;
+  const std::vector<std::string>& class_names() const override { return class_names_; }
+  const std::vector<std::string>& files() const { return files_; }
+  // How many decoded images the cache holds now.
+  int64_t cached() const;
+
+ private:
+  struct Cache;
+  std::vector<std::string> files_;
+  std::vector<std::string> class_names_;
+  torch::Tensor labels_;
+  int64_t image_size_ = 32;
+  int64_t channels_ = 3;
+  int decode_threads_ = 2;
+  std::unique_ptr<Cache> cache_;
+};
+
 // The first `n` samples of another dataset (--train-subset).
 std::shared_ptr<Dataset> take_first(std::shared_ptr<Dataset> base, int64_t n);
 // The samples at the given indices.

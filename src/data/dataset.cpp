@@ -1,0 +1,229 @@
+// In-memory datasets, subsets and the dataset-kind dispatcher.
+#include "contrastive/common.h"
+#include "contrastive/data.h"
+#include "data/io.h"
+
+#include <ATen/ATen.h>
+
+#include <filesystem>
+
+namespace contrastive {
+
+TensorDataset::TensorDataset(torch::Tensor images, torch::Tensor labels, std::vector<std::string> class_names)
+    : images_(std::move(images)), labels_(std::move(labels)), class_names_(std::move(class_names)) {
+  if (images_.dim() != 4 || images_.scalar_type() != at::kByte) {
+    throw InputError("TensorDataset: images must be uint8 [N,C,H,W]");
+  }
+  if (labels_.dim() != 1 || labels_.scalar_type() != at::kLong || labels_.size(0) != images_.size(0)) {
+    throw InputError("TensorDataset: labels must be int64 [N] with one label per image");
+  }
+  images_ = images_.contiguous();
+}
+
+int64_t TensorDataset::size() const { return images_.size(0); }
+int64_t TensorDataset::channels() const { return images_.size(1); }
+int64_t TensorDataset::height() const { return images_.size(2); }
+int64_t TensorDataset::width() const { return images_.size(3); }
+torch::Tensor TensorDataset::get(const torch::Tensor& indices) const {
+  return images_.index_select(0, indices.to(at::kLong));
+}
+
+namespace {
+
+// A view of some samples of another dataset, addressed by their position in `indices`.
+class SubsetDataset : public Dataset {
+ public:
+  SubsetDataset(std::shared_ptr<Dataset> base, torch::Tensor indices)
+      : base_(std::move(base)), indices_(std::move(indices)) {
+    labels_ = base_->labels().index_select(0, indices_);
+  }
+  int64_t size() const override { return indices_.size(0); }
+  int64_t channels() const override { return base_->channels(); }
+  int64_t height() const override { return base_->height(); }
+  int64_t width() const override { return base_->width(); }
+  torch::Tensor labels() const override { return labels_; }
+  torch::Tensor get(const torch::Tensor& indices) const override {
+    return base_->get(indices_.index_select(0, indices.to(at::kLong)));
+  }
+  const std::vector<std::string>& class_names() const override { return base_->class_names(); }
+
+ private:
+  std::shared_ptr<Dataset> base_;
+  torch::Tensor indices_, labels_;
+};
+
+}  // namespace
+
+std::shared_ptr<Dataset> take_first(std::shared_ptr<Dataset> base, int64_t n) {
+  if (n <= 0) throw InputError("subset size must be positive, got " + std::to_string(n));
+  if (n > base->size()) {
+    throw InputError("subset of " + std::to_string(n) + " samples asked from a dataset of " +
+                     std::to_string(base->size()));
+  }
+  if (n == base->size()) return base;
+  return std::make_shared<SubsetDataset>(std::move(base), at::arange(n, at::kLong));
+}
+
+std::shared_ptr<Dataset> take_indices(std::shared_ptr<Dataset> base, torch::Tensor indices) {
+  indices = indices.to(at::kLong).flatten().contiguous();
+  if (indices.numel() > 0) {
+    const int64_t lo = indices.min().item<int64_t>();
+    const int64_t hi = indices.max().item<int64_t>();
+    if (lo < 0 || hi >= base->size()) {
+      throw InputError("subset index out of range [0," + std::to_string(base->size()) + "): " +
+                       std::to_string(lo < 0 ? lo : hi));
+    }
+  }
+  return std::make_shared<SubsetDataset>(std::move(base), std::move(indices));
+}
+
+namespace {
+
+const std::vector<std::string> kDatasetKinds = {"fashion-mnist", "mnist", "cifar10", "cifar100", "folder"};
+
+std::vector<std::string> numbered_names(int64_t n) {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < n; ++i) names.push_back(std::to_string(i));
+  return names;
+}
+
+std::string join(const std::string& dir, const std::string& name) { return (std::filesystem::path(dir) / name).string(); }
+
+// The raw file if present, else its gzipped form; neither is an error naming both.
+std::string find_idx_file(const std::string& dir, const std::string& name) {
+  const std::string raw = join(dir, name);
+  if (detail::file_exists(raw)) return raw;
+  if (detail::file_exists(raw + ".gz")) return raw + ".gz";
+  throw InputError(raw + "(.gz): missing");
+}
+
+std::shared_ptr<Dataset> load_idx_split(const std::string& dir, const std::string& prefix,
+                                        const std::vector<std::string>& class_names) {
+  const std::string images_path = find_idx_file(dir, prefix + "-images-idx3-ubyte");
+  const std::string labels_path = find_idx_file(dir, prefix + "-labels-idx1-ubyte");
+  auto images = read_idx_images(images_path);
+  auto labels = read_idx_labels(labels_path);
+  if (images.size(0) != labels.size(0)) {
+    throw InputError(images_path + ": holds " + std::to_string(images.size(0)) + " images but " + labels_path +
+                     " holds " + std::to_string(labels.size(0)) + " labels");
+  }
+  if (images.size(0) == 0) throw InputError(images_path + ": holds no images");
+  const auto n_classes = static_cast<int64_t>(class_names.size());
+  const int64_t max_label = labels.max().item<int64_t>();
+  if (max_label >= n_classes) {
+    throw InputError(labels_path + ": label " + std::to_string(max_label) + " out of range [0," +
+                     std::to_string(n_classes) + ")");
+  }
+  return std::make_shared<TensorDataset>(images, labels, class_names);
+}
+
+// Class names from a text file when it is there and has one line per class, else "0", "1", ...
+std::vector<std::string> class_names_from(const std::string& path, int64_t n) {
+  if (!detail::file_exists(path)) return numbered_names(n);
+  auto names = detail::read_lines(path);
+  if (static_cast<int64_t>(names.size()) != n) {
+    throw InputError(path + ": has " + std::to_string(names.size()) + " class names, expected " + std::to_string(n));
+  }
+  return names;
+}
+
+// The folder holding the .bin files: `path` itself or its conventional sub-folder.
+std::string cifar_dir(const std::string& path, const std::string& probe, const std::string& subfolder) {
+  if (detail::file_exists(join(path, probe))) return path;
+  const std::string sub = join(path, subfolder);
+  if (detail::file_exists(join(sub, probe))) return sub;
+  return path;  // the reader then reports the missing file by its full name
+}
+
+DataSplits load_cifar10(const std::string& path) {
+  const std::string dir = cifar_dir(path, "data_batch_1.bin", "cifar-10-batches-bin");
+  std::vector<std::string> train_files;
+  for (int i = 1; i <= 5; ++i) train_files.push_back(join(dir, "data_batch_" + std::to_string(i) + ".bin"));
+  const auto names = class_names_from(join(dir, "batches.meta.txt"), 10);
+  auto train = read_cifar_batches(train_files, false, false);
+  auto test = read_cifar_batches({join(dir, "test_batch.bin")}, false, false);
+  return {std::make_shared<TensorDataset>(train.first, train.second, names),
+          std::make_shared<TensorDataset>(test.first, test.second, names)};
+}
+
+DataSplits load_cifar100(const std::string& path, bool coarse) {
+  const std::string dir = cifar_dir(path, "train.bin", "cifar-100-binary");
+  const auto names = coarse ? class_names_from(join(dir, "coarse_label_names.txt"), 20)
+                            : class_names_from(join(dir, "fine_label_names.txt"), 100);
+  auto train = read_cifar_batches({join(dir, "train.bin")}, true, coarse);
+  auto test = read_cifar_batches({join(dir, "test.bin")}, true, coarse);
+  return {std::make_shared<TensorDataset>(train.first, train.second, names),
+          std::make_shared<TensorDataset>(test.first, test.second, names)};
+}
+
+DataSplits load_folder(const DataOptions& options) {
+  const std::string& root = options.path;
+  std::string test_dir = join(root, "test");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(test_dir, ec) && std::filesystem::is_directory(join(root, "val"), ec)) {
+    test_dir = join(root, "val");
+  }
+  auto train = std::make_shared<ImageFolderDataset>(join(root, "train"), options.image_size, options.cache_mb,
+                                                    options.decode_threads);
+  // The test split follows the train split's channel count: the model sees one input format.
+  auto test = std::make_shared<ImageFolderDataset>(test_dir, options.image_size, options.cache_mb,
+                                                   options.decode_threads, train->channels());
+  if (train->class_names() != test->class_names()) {
+    throw InputError(test_dir + ": class folders differ from those of " + join(root, "train"));
+  }
+  return {train, test};
+}
+
+}  // namespace
+
+std::string default_data_path(const std::string& dataset) {
+  if (dataset == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
+  if (dataset == "mnist") return "/usr/share/datasets/mnist";
+  if (dataset == "cifar10") return "/usr/share/datasets/cifar10";
+  if (dataset == "cifar100") return "/usr/share/datasets/cifar100";
+  return "";
+}
+
+DataSplits load_dataset(const DataOptions& options) {
+  if (std::find(kDatasetKinds.begin(), kDatasetKinds.end(), options.dataset) == kDatasetKinds.end()) {
+    std::string valid;
+    for (const auto& k : kDatasetKinds) valid += (valid.empty() ? "" : ", ") + k;
+    throw InputError("unknown dataset '" + options.dataset + "' (valid: " + valid + ")");
+  }
+  DataOptions opts = options;
+  if (opts.path.empty()) opts.path = default_data_path(opts.dataset);
+  if (opts.path.empty()) throw InputError("dataset '" + opts.dataset + "' needs a data path");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(opts.path, ec)) {
+    throw InputError(opts.path + ": missing data folder for dataset '" + opts.dataset + "'");
+  }
+
+  DataSplits splits;
+  if (opts.dataset == "fashion-mnist") {
+    const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    splits = {load_idx_split(opts.path, "train", names), load_idx_split(opts.path, "t10k", names)};
+  } else if (opts.dataset == "mnist") {
+    splits = {load_idx_split(opts.path, "train", numbered_names(10)),
+              load_idx_split(opts.path, "t10k", numbered_names(10))};
+  } else if (opts.dataset == "cifar10") {
+    splits = load_cifar10(opts.path);
+  } else if (opts.dataset == "cifar100") {
+    splits = load_cifar100(opts.path, opts.cifar100_coarse);
+  } else {
+    splits = load_folder(opts);
+  }
+  const auto& a = *splits.train;
+  const auto& b = *splits.test;
+  if (a.channels() != b.channels() || a.height() != b.height() || a.width() != b.width()) {
+    throw InputError(opts.path + ": test images are " + std::to_string(b.channels()) + "x" +
+                     std::to_string(b.height()) + "x" + std::to_string(b.width()) + " but train images are " +
+                     std::to_string(a.channels()) + "x" + std::to_string(a.height()) + "x" +
+                     std::to_string(a.width()));
+  }
+  log_info("dataset " + opts.dataset + " from " + opts.path + ": " + std::to_string(a.size()) + " train, " +
+           std::to_string(b.size()) + " test, " + std::to_string(a.num_classes()) + " classes");
+  return splits;
+}
+
+}  // namespace contrastive
