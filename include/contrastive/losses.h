@@ -254,13 +254,14 @@ class AMDIMLossImpl : public torch::nn::Cloneable<AMDIMLossImpl> {
   explicit AMDIMLossImpl(const AMDIMLossOptions& options_ = {});
   void reset() override;
   void pretty_print(std::ostream& stream) const override;
-  // 5→5 source locations drawn with `generator` (default generator when absent).
-  AMDIMLossOutput forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2,
-                          c10::optional<at::Generator> generator = c10::nullopt);
-  // 5→5 source locations given explicitly, idx1/idx2 [N] int64 in [0, L5).
-  AMDIMLossOutput forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2, const torch::Tensor& idx1,
-                          const torch::Tensor& idx2);
+  // idx1/idx2 [N] int64 in [0, L5) pick the 5→5 source locations; when undefined they are drawn with
+  // `generator` (the default CPU generator when that is unset). One forward (no overloads): ModuleHolder's
+  // operator() cannot dispatch overloaded forwards.
+  AMDIMLossOutput forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2, const torch::Tensor& idx1 = {},
+                          const torch::Tensor& idx2 = {});
   AMDIMLossOptions options;
+  // Source of the random 5→5 locations, e.g. a CPU generator seeded from mix_seed(seed, step) for resumable runs.
+  c10::optional<at::Generator> generator;
 };
 TORCH_MODULE(AMDIMLoss);
 

@@ -124,13 +124,11 @@ void AMDIMLossImpl::reset() {}
 void AMDIMLossImpl::pretty_print(std::ostream& stream) const {
   stream << "contrastive::AMDIMLoss(tclip=" << options.tclip() << ")";
 }
-AMDIMLossOutput AMDIMLossImpl::forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2,
-                                       c10::optional<at::Generator> generator) {
-  return functional::amdim_loss(x1, x2, std::move(generator), options);
-}
 AMDIMLossOutput AMDIMLossImpl::forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2, const torch::Tensor& idx1,
                                        const torch::Tensor& idx2) {
-  return functional::amdim_loss(x1, x2, idx1, idx2, options);
+  if (idx1.defined() && idx2.defined()) return functional::amdim_loss(x1, x2, idx1, idx2, options);
+  if (idx1.defined() || idx2.defined()) throw InputError("AMDIMLoss: give both idx1 and idx2, or neither");
+  return functional::amdim_loss(x1, x2, generator, options);
 }
 
 }  // namespace contrastive
