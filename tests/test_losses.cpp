@@ -171,7 +171,8 @@ TEST(SupConLoss, InvariantToBatchPermutationAndViewSwap) {
   auto opts = SupConLossOptions().temperature(0.1);
   auto base = CF::supcon_loss(f, y, {}, opts).item<double>();
   auto perm = torch::randperm(10, torch::kLong);
-  EXPECT_NEAR(CF::supcon_loss(f.index_select(0, perm), y.index_select(0, perm), {}, opts).item<double>(), base, 1e-10);
+  EXPECT_NEAR(CF::supcon_loss(f.index_select(0, perm), y.index_select(0, perm), {}, opts).item<double>(), base,
+              1e-10);
   // Swapping the views permutes the 'all' anchors and the contrast set together.
   EXPECT_NEAR(CF::supcon_loss(f.flip({1}), y, {}, opts).item<double>(), base, 1e-10);
   // Permuting an explicit mask consistently with the batch.
@@ -282,14 +283,20 @@ TEST(SupConLoss, BFloat16CloseToFloatAndReturnsFloat) {
   EXPECT_NEAR(lh.item<double>(), lf.item<double>(), 5e-3 * lf.item<double>());
 }
 
+TEST(SupConLoss, ParseContrastMode) {
+  EXPECT_EQ(parse_contrast_mode("all"), ContrastMode::All);
+  EXPECT_EQ(parse_contrast_mode("one"), ContrastMode::One);
+  EXPECT_THROW(parse_contrast_mode("both"), InputError);
+}
+
 TEST(SupConLoss, BadInputThrowsInputError) {
   auto f = normalized({4, 2, 8});
   auto y = torch::tensor({0, 1, 0, 1});
   auto mask = torch::ones({4, 4});
-  EXPECT_THROW(CF::supcon_loss(f.select(1, 0), y), InputError);                      // not [B,V,D]
-  EXPECT_THROW(CF::supcon_loss(f, torch::tensor({0, 1, 0})), InputError);           // labels size != B
-  EXPECT_THROW(CF::supcon_loss(f, {}, torch::ones({4, 3})), InputError);            // mask not [B,B]
-  EXPECT_THROW(CF::supcon_loss(f, y, mask), InputError);                            // both
+  EXPECT_THROW(CF::supcon_loss(f.select(1, 0), y), InputError);            // not [B,V,D]
+  EXPECT_THROW(CF::supcon_loss(f, torch::tensor({0, 1, 0})), InputError);  // labels size != B
+  EXPECT_THROW(CF::supcon_loss(f, {}, torch::ones({4, 3})), InputError);   // mask not [B,B]
+  EXPECT_THROW(CF::supcon_loss(f, y, mask), InputError);                   // both
   EXPECT_THROW(CF::supcon_loss(f, y, {}, SupConLossOptions().temperature(0)), InputError);
   EXPECT_THROW(CF::supcon_loss(f, y, {}, SupConLossOptions().temperature(-1)), InputError);
   EXPECT_THROW(CF::supcon_loss(f, y, {}, SupConLossOptions().base_temperature(0)), InputError);
@@ -400,7 +407,8 @@ TEST(SimSiamLoss, MatchesFixtureAndDoesNotBackpropIntoZ) {
   const auto& c = fixture("simsiam");
   for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
     const double rtol = dtype == torch::kFloat64 ? 1e-9 : 2e-5;
-    auto p1 = leaf(c, "p1", dtype), p2 = leaf(c, "p2", dtype), z1 = leaf(c, "z1", dtype), z2 = leaf(c, "z2", dtype);
+    auto p1 = leaf(c, "p1", dtype), p2 = leaf(c, "p2", dtype), z1 = leaf(c, "z1", dtype),
+         z2 = leaf(c, "z2", dtype);
     SimSiamLoss loss_fn;
     auto loss = loss_fn(p1, p2, z1, z2);
     expect_value(loss, c.at("loss").get<double>(), rtol, "simsiam");
@@ -492,8 +500,8 @@ TEST(AmdimNce, ExtremeScoresFiniteAndBadShapes) {
   EXPECT_THROW(CF::amdim_nce(src, trg, 0.0), InputError);
   EXPECT_THROW(CF::amdim_nce(src.unsqueeze(2), trg), InputError);
   // [N,D,H,W] targets are flattened.
-  EXPECT_NEAR(CF::amdim_nce(src, trg.view({4, 8, 3, 3})).loss.item<double>(), CF::amdim_nce(src, trg).loss.item<double>(),
-              0);
+  EXPECT_NEAR(CF::amdim_nce(src, trg.view({4, 8, 3, 3})).loss.item<double>(),
+              CF::amdim_nce(src, trg).loss.item<double>(), 0);
 }
 
 TEST(AMDIMLoss, MatchesFixtureWithGivenLocations) {
@@ -551,6 +559,6 @@ TEST(LossDevices, CudaMatchesCpu) {
   auto gpu_bf16 = CF::supcon_loss(f.cuda().to(torch::kBFloat16), y).item<double>();
   EXPECT_NEAR(cpu, gpu_bf16, 2e-2 * std::abs(cpu));
   auto src = torch::randn({4, 8}), trg = torch::randn({4, 8, 9});
-  EXPECT_NEAR(CF::amdim_nce(src, trg).loss.item<double>(), CF::amdim_nce(src.cuda(), trg.cuda()).loss.item<double>(),
-              1e-4);
+  EXPECT_NEAR(CF::amdim_nce(src, trg).loss.item<double>(),
+              CF::amdim_nce(src.cuda(), trg.cuda()).loss.item<double>(), 1e-4);
 }
