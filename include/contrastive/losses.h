@@ -12,15 +12,15 @@
 //  - Bad shapes or hyperparameters throw contrastive::InputError (common.h) with a one-line message.
 #pragma once
 
+#include <c10/util/Optional.h>
 #include <torch/arg.h>
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
-#include <c10/util/Optional.h>
-
 #include <cstdint>
 #include <ostream>
+#include <string>
 
 #include "contrastive/common.h"
 
@@ -31,6 +31,8 @@ namespace contrastive {
 
 // Which rows act as anchors: every view ('all', the default) or only view 0 ('one').
 enum class ContrastMode { All, One };
+// "all" | "one" (the reference's contrast_mode strings); anything else throws InputError.
+ContrastMode parse_contrast_mode(const std::string& name);
 
 struct SupConLossOptions {
   // Softmax temperature T (> 0).
@@ -127,7 +129,8 @@ torch::Tensor supcon_loss(const torch::Tensor& features, const torch::Tensor& la
 
 // §1. z1, z2 [B,D], the two views of the same B samples. Equals supcon_loss(stack({z1,z2},1)) with the
 // same T and T_b when the inputs are normalised.
-torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, const NTXentLossOptions& options = {});
+torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2,
+                           const NTXentLossOptions& options = {});
 
 // §4. q, k [N,D] (normalised), queue [D,K] (normalised columns; K may be 0). logits = [q·k, q·queue] / T,
 // cross-entropy with label 0, mean over N. k and the queue are detached inside (no gradient flows to them).
@@ -254,13 +257,14 @@ class AMDIMLossImpl : public torch::nn::Cloneable<AMDIMLossImpl> {
   explicit AMDIMLossImpl(const AMDIMLossOptions& options_ = {});
   void reset() override;
   void pretty_print(std::ostream& stream) const override;
-  // 5→5 source locations drawn with `generator` (default generator when absent).
-  AMDIMLossOutput forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2,
-                          c10::optional<at::Generator> generator = c10::nullopt);
-  // 5→5 source locations given explicitly, idx1/idx2 [N] int64 in [0, L5).
-  AMDIMLossOutput forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2, const torch::Tensor& idx1,
-                          const torch::Tensor& idx2);
+  // idx1/idx2 [N] int64 in [0, L5) pick the 5→5 source locations; when undefined they are drawn with
+  // `generator` (the default CPU generator when that is unset). One forward (no overloads): ModuleHolder's
+  // operator() cannot dispatch overloaded forwards.
+  AMDIMLossOutput forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2, const torch::Tensor& idx1 = {},
+                          const torch::Tensor& idx2 = {});
   AMDIMLossOptions options;
+  // Source of the random 5→5 locations, e.g. a CPU generator seeded from mix_seed(seed, step) for resumable runs.
+  c10::optional<at::Generator> generator;
 };
 TORCH_MODULE(AMDIMLoss);
 

@@ -181,7 +181,8 @@ torch::Tensor ImageFolderDataset::get(const torch::Tensor& indices) const {
   }
   if (misses.empty()) return out;
 
-  // Decoders pull work from a shared counter; the first error is rethrown once all have stopped.
+  // decode_threads decoders (the caller is one of them) pull work from a shared counter; the first error
+  // is rethrown once all have stopped.
   std::atomic<size_t> next{0};
   std::mutex error_mutex;
   std::exception_ptr error;

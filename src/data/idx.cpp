@@ -12,7 +12,8 @@ namespace {
 
 constexpr uint32_t kImagesMagic = 0x00000803;  // unsigned byte, 3 dimensions
 constexpr uint32_t kLabelsMagic = 0x00000801;  // unsigned byte, 1 dimension
-// No real IDX file comes close; the cap only keeps a corrupt header from asking for absurd memory.
+// No real IDX file comes close; the cap keeps the product of corrupt header sizes from overflowing.
+// (Memory is not at risk: the file is read in chunks, so a lying header costs only the real file's size.)
 constexpr uint64_t kMaxBytes = uint64_t{1} << 36;
 
 uint32_t big_endian_u32(const uint8_t* p) {

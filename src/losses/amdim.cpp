@@ -31,11 +31,14 @@ torch::Tensor as_global(const torch::Tensor& r, const char* where, const std::st
 torch::Tensor pick_locations(const torch::Tensor& r, const torch::Tensor& idx, const char* where,
                              const std::string& name) {
   detail::require_defined(idx, where, name);
-  detail::require(idx.numel() == r.size(0), where,
-                  name + " must have N = " + std::to_string(r.size(0)) + " elements, got shape " + detail::shape_str(idx));
+  detail::require(
+      idx.numel() == r.size(0), where,
+      name + " must have N = " + std::to_string(r.size(0)) + " elements, got shape " + detail::shape_str(idx));
+  // The range check reads two values back to the host (a sync on CUDA); cheap next to the NCE itself.
   auto index = idx.reshape({-1, 1, 1}).to(r.device(), torch::kLong).expand({r.size(0), r.size(1), 1});
-  detail::require(index.numel() == 0 || (index.min().item<int64_t>() >= 0 && index.max().item<int64_t>() < r.size(2)),
-                  where, name + " must lie in [0, " + std::to_string(r.size(2)) + ")");
+  detail::require(
+      index.numel() == 0 || (index.min().item<int64_t>() >= 0 && index.max().item<int64_t>() < r.size(2)), where,
+      name + " must lie in [0, " + std::to_string(r.size(2)) + ")");
   return r.gather(2, index).squeeze(2);
 }
 
@@ -48,9 +51,11 @@ AMDIMNCEResult amdim_nce(const torch::Tensor& r_src, const torch::Tensor& r_trg,
   auto trg = as_locations(r_trg, where, "r_trg");
   const int64_t n = r_src.size(0);
   const int64_t d = r_src.size(1);
-  detail::require(trg.size(0) == n && trg.size(1) == d, where,
-                  "r_src [N,D] and r_trg [N,D,L] disagree: " + detail::shape_str(r_src) + " vs " + detail::shape_str(r_trg));
-  detail::require(n >= 2, where, "needs N >= 2 (the negatives are the other images), got N = " + std::to_string(n));
+  detail::require(
+      trg.size(0) == n && trg.size(1) == d, where,
+      "r_src [N,D] and r_trg [N,D,L] disagree: " + detail::shape_str(r_src) + " vs " + detail::shape_str(r_trg));
+  detail::require(n >= 2, where,
+                  "needs N >= 2 (the negatives are the other images), got N = " + std::to_string(n));
   const int64_t locs = trg.size(2);
   detail::require(locs >= 1, where, "r_trg has no locations");
 
@@ -105,8 +110,8 @@ AMDIMLossOutput amdim_loss(const AMDIMFeatures& x1, const AMDIMFeatures& x2, con
   return out;
 }
 
-AMDIMLossOutput amdim_loss(const AMDIMFeatures& x1, const AMDIMFeatures& x2, c10::optional<at::Generator> generator,
-                           const AMDIMLossOptions& options) {
+AMDIMLossOutput amdim_loss(const AMDIMFeatures& x1, const AMDIMFeatures& x2,
+                           c10::optional<at::Generator> generator, const AMDIMLossOptions& options) {
   const char* where = "amdim_loss";
   auto r5_1 = as_locations(x1.r5, where, "x1.r5");
   auto r5_2 = as_locations(x2.r5, where, "x2.r5");
@@ -124,13 +129,11 @@ void AMDIMLossImpl::reset() {}
 void AMDIMLossImpl::pretty_print(std::ostream& stream) const {
   stream << "contrastive::AMDIMLoss(tclip=" << options.tclip() << ")";
 }
-AMDIMLossOutput AMDIMLossImpl::forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2,
-                                       c10::optional<at::Generator> generator) {
-  return functional::amdim_loss(x1, x2, std::move(generator), options);
-}
 AMDIMLossOutput AMDIMLossImpl::forward(const AMDIMFeatures& x1, const AMDIMFeatures& x2, const torch::Tensor& idx1,
                                        const torch::Tensor& idx2) {
-  return functional::amdim_loss(x1, x2, idx1, idx2, options);
+  if (idx1.defined() && idx2.defined()) return functional::amdim_loss(x1, x2, idx1, idx2, options);
+  if (idx1.defined() || idx2.defined()) throw InputError("AMDIMLoss: give both idx1 and idx2, or neither");
+  return functional::amdim_loss(x1, x2, generator, options);
 }
 
 }  // namespace contrastive

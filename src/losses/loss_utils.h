@@ -31,19 +31,20 @@ inline void require_defined(const torch::Tensor& t, const std::string& where, co
 
 inline void require_dim(const torch::Tensor& t, int64_t dim, const std::string& where, const std::string& name) {
   require_defined(t, where, name);
-  require(t.dim() == dim, where,
-          name + " must be " + std::to_string(dim) + "-D, got shape " + shape_str(t));
+  require(t.dim() == dim, where, name + " must be " + std::to_string(dim) + "-D, got shape " + shape_str(t));
 }
 
 inline void require_positive(double value, const std::string& where, const std::string& name) {
-  require(std::isfinite(value) && value > 0.0, where, name + " must be a finite value > 0, got " + std::to_string(value));
+  require(std::isfinite(value) && value > 0.0, where,
+          name + " must be a finite value > 0, got " + std::to_string(value));
 }
 
 // bf16/half are computed in float32 (logsumexp over many terms and the T/T_b factor need the range and
 // precision); float and double keep their precision.
 inline torch::Tensor to_compute_dtype(const torch::Tensor& t) {
   if (t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf) return t.to(torch::kFloat32);
-  require(t.is_floating_point(), "loss", "expected a floating-point tensor, got " + std::string(c10::toString(t.scalar_type())));
+  require(t.is_floating_point(), "loss",
+          "expected a floating-point tensor, got " + std::string(c10::toString(t.scalar_type())));
   return t;
 }
 

@@ -13,8 +13,9 @@ namespace {
 torch::Tensor cosine_to_target(const torch::Tensor& p, const torch::Tensor& z, double eps, const char* where) {
   detail::require_dim(p, 2, where, "p");
   detail::require_dim(z, 2, where, "z");
-  detail::require(p.sizes() == z.sizes(), where,
-                  "p and z must have the same shape [N,D], got " + detail::shape_str(p) + " and " + detail::shape_str(z));
+  detail::require(
+      p.sizes() == z.sizes(), where,
+      "p and z must have the same shape [N,D], got " + detail::shape_str(p) + " and " + detail::shape_str(z));
   detail::require_positive(eps, where, "eps");
   auto pc = detail::to_compute_dtype(p);
   auto zc = detail::to_compute_dtype(z).detach().to(pc.scalar_type());

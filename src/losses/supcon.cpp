@@ -11,6 +11,13 @@
 #include "losses/loss_utils.h"
 
 namespace contrastive {
+
+ContrastMode parse_contrast_mode(const std::string& name) {
+  if (name == "all") return ContrastMode::All;
+  if (name == "one") return ContrastMode::One;
+  throw InputError("contrast_mode: expected 'all' or 'one', got '" + name + "'");
+}
+
 namespace functional {
 
 namespace {
@@ -27,16 +34,16 @@ torch::Tensor positive_mask(const torch::Tensor& labels, const torch::Tensor& ma
                             const torch::TensorOptions& opts) {
   detail::require(!(labels.defined() && mask.defined()), kSupCon, "give either labels or mask, not both");
   if (labels.defined()) {
-    detail::require(labels.numel() == batch, kSupCon,
-                    "labels must have B = " + std::to_string(batch) + " elements, got shape " +
-                        detail::shape_str(labels));
+    detail::require(
+        labels.numel() == batch, kSupCon,
+        "labels must have B = " + std::to_string(batch) + " elements, got shape " + detail::shape_str(labels));
     auto y = labels.reshape({-1, 1}).to(opts.device());
     return torch::eq(y, y.t()).to(opts.dtype());
   }
   if (mask.defined()) {
     detail::require(mask.dim() == 2 && mask.size(0) == batch && mask.size(1) == batch, kSupCon,
-                    "mask must be [B,B] = [" + std::to_string(batch) + "," + std::to_string(batch) + "], got shape " +
-                        detail::shape_str(mask));
+                    "mask must be [B,B] = [" + std::to_string(batch) + "," + std::to_string(batch) +
+                        "], got shape " + detail::shape_str(mask));
     return mask.to(opts.device(), opts.dtype());
   }
   return torch::eye(batch, opts);  // SimCLR: the only positive is the other view of the same sample
@@ -52,7 +59,8 @@ torch::Tensor supcon_loss(const torch::Tensor& features, const torch::Tensor& la
                   "features must be [B,V,D] (or [B,V,...]), got shape " + detail::shape_str(features));
   const int64_t batch = features.size(0);
   const int64_t views = features.size(1);
-  detail::require(batch > 0 && views > 0, kSupCon, "features must be non-empty, got shape " + detail::shape_str(features));
+  detail::require(batch > 0 && views > 0, kSupCon,
+                  "features must be non-empty, got shape " + detail::shape_str(features));
 
   auto feats = detail::to_compute_dtype(features).reshape({batch, views, -1});
   const auto opts = feats.options();
@@ -89,9 +97,9 @@ torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, con
   const char* where = "nt_xent_loss";
   detail::require_dim(z1, 2, where, "z1");
   detail::require_dim(z2, 2, where, "z2");
-  detail::require(z1.sizes() == z2.sizes(), where,
-                  "z1 and z2 must have the same shape [B,D], got " + detail::shape_str(z1) + " and " +
-                      detail::shape_str(z2));
+  detail::require(
+      z1.sizes() == z2.sizes(), where,
+      "z1 and z2 must have the same shape [B,D], got " + detail::shape_str(z1) + " and " + detail::shape_str(z2));
   auto a = detail::to_compute_dtype(z1);
   auto b = detail::to_compute_dtype(z2);
   if (options.normalize()) {
