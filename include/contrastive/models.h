@@ -17,14 +17,20 @@ namespace contrastive {
 
 // BatchNorm2d that, in training with num_splits > 1, normalises interleaved sub-batches separately: split s
 // holds the samples with index n mod S == s (§4 SplitBatchNorm). Same parameter and buffer names as BN.
-class SplitBatchNorm2dImpl : public torch::nn::BatchNorm2dImpl {
+// (Its own module rather than a BatchNorm2dImpl subclass: Debian's libtorch does not export the pieces a
+// subclass's vtable needs.)
+class SplitBatchNorm2dImpl : public torch::nn::Module {
  public:
-  SplitBatchNorm2dImpl(int64_t channels, int64_t num_splits = 1);
+  SplitBatchNorm2dImpl(int64_t channels, int64_t num_splits = 1, double momentum = 0.1, double eps = 1e-5);
   torch::Tensor forward(const torch::Tensor& x);
   int64_t num_splits() const { return num_splits_; }
+  void reset_affine();  // γ = 1, β = 0
+
+  torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
  private:
-  int64_t num_splits_;
+  int64_t channels_, num_splits_;
+  double momentum_, eps_;
 };
 TORCH_MODULE(SplitBatchNorm2d);
 

@@ -7,18 +7,37 @@ namespace contrastive {
 
 namespace nn = torch::nn;
 
-SplitBatchNorm2dImpl::SplitBatchNorm2dImpl(int64_t channels, int64_t num_splits)
-    : BatchNorm2dImpl(torch::nn::BatchNormOptions(channels)), num_splits_(num_splits) {}
+SplitBatchNorm2dImpl::SplitBatchNorm2dImpl(int64_t channels, int64_t num_splits, double momentum, double eps)
+    : channels_(channels), num_splits_(num_splits), momentum_(momentum), eps_(eps) {
+  weight = register_parameter("weight", torch::ones({channels}));
+  bias = register_parameter("bias", torch::zeros({channels}));
+  running_mean = register_buffer("running_mean", torch::zeros({channels}));
+  running_var = register_buffer("running_var", torch::ones({channels}));
+  num_batches_tracked = register_buffer("num_batches_tracked", torch::zeros({}, torch::kLong));
+}
+
+void SplitBatchNorm2dImpl::reset_affine() {
+  torch::NoGradGuard no_grad;
+  weight.fill_(1);
+  bias.zero_();
+}
 
 torch::Tensor SplitBatchNorm2dImpl::forward(const torch::Tensor& x) {
-  if (!is_training() || num_splits_ <= 1) return BatchNorm2dImpl::forward(x);
+  if (!is_training() || num_splits_ <= 1) {
+    if (is_training()) {
+      torch::NoGradGuard no_grad;
+      num_batches_tracked.add_(1);
+    }
+    return torch::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum_, eps_,
+                             /*cudnn_enabled=*/true);
+  }
   const int64_t n = x.size(0), c = x.size(1), s = num_splits_;
   TORCH_CHECK(n % s == 0, "SplitBatchNorm: batch ", n, " is not divisible by ", s, " splits");
   // view(-1, C*S, H, W) puts sample n*S+s into channel block s: split s = samples with index mod S == s.
   auto mean = running_mean.repeat({s});
   auto var = running_var.repeat({s});
   auto y = torch::batch_norm(x.reshape({-1, c * s, x.size(2), x.size(3)}), weight.repeat({s}), bias.repeat({s}),
-                             mean, var, /*training=*/true, options.momentum().value_or(0.1), options.eps(),
+                             mean, var, /*training=*/true, momentum_, eps_,
                              /*cudnn_enabled=*/true);
   {
     torch::NoGradGuard no_grad;
@@ -170,6 +189,8 @@ void init_resnet_weights(torch::nn::Module& module) {
   for (auto& m : module.modules(/*include_self=*/true)) {
     if (auto* c = m->as<nn::Conv2dImpl>()) {
       nn::init::kaiming_normal_(c->weight, 0, torch::kFanOut, torch::kReLU);
+    } else if (auto* sb = m->as<SplitBatchNorm2dImpl>()) {
+      sb->reset_affine();
     } else if (auto* b = m->as<nn::BatchNorm2dImpl>()) {
       if (b->options.affine()) {
         b->weight.fill_(1);

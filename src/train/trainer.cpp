@@ -342,8 +342,11 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       for (size_t g = 1; g < groups.size(); ++g) groups[g].options().set_lr(config.optim.lr);
 
       LossTerms out = method->loss(batch->views, batch->labels.to(device), batch->indices, ctx);
+      if (ctx.global_step == tc.inject_nan_at_step) {  // fault injection: the first loss term becomes NaN
+        auto& first = out.terms.begin()->second;
+        first = first * std::numeric_limits<double>::quiet_NaN();
+      }
       torch::Tensor total = out.total();
-      if (ctx.global_step == tc.inject_nan_at_step) total = total * std::numeric_limits<double>::quiet_NaN();
       optimizer->zero_grad();
       std::string bad;
       if (!total.isfinite().item<bool>()) {

@@ -1,0 +1,149 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "contrastive/losses.h"
+#include "contrastive/methods.h"
+
+using namespace contrastive;
+
+namespace {
+MethodSpec cds_spec(const std::string& arch, int64_t size, int64_t channels) {
+  MethodSpec spec;
+  spec.config.method.name = "cds";
+  spec.config.model.arch = arch;
+  spec.config.model.width = 4;
+  spec.config.train.batch_size = 8;
+  resolve_defaults(spec.config);
+  spec.in_channels = channels;
+  spec.image_size = size;
+  spec.num_classes = 10;
+  spec.train_size = 100;
+  spec.train_labels = torch::arange(100, torch::kLong).remainder(10);
+  return spec;
+}
+}  // namespace
+
+TEST(CDS, HeadsMapEveryStageToTheLastStageWidthForEveryDepthAndSize) {
+  for (std::string arch : {"resnet18", "resnet34", "resnet50"}) {
+    for (int64_t size : {28, 32}) {
+      for (std::string design : {"sepconv", "mlp"}) {
+        auto spec = cds_spec(arch, size, size == 28 ? 1 : 3);
+        spec.config.method.cds_head = design;
+        auto m = make_method(spec);
+        auto backbone = std::dynamic_pointer_cast<ResNetImpl>(m->backbone());
+        ASSERT_TRUE(backbone);
+        std::vector<int64_t> ch;
+        for (int64_t s = 0; s < 4; ++s) ch.push_back(backbone->stage_channels(s));
+        CDSHeads heads(ch, design);
+        auto stages = backbone->stages(torch::randn({3, spec.in_channels, size, size}));
+        auto emb = heads->forward(stages);
+        ASSERT_EQ(emb.size(), 4u);
+        for (const auto& e : emb) EXPECT_EQ(e.sizes(), (std::vector<int64_t>{3, ch[3]})) << arch << size << design;
+      }
+    }
+  }
+}
+
+TEST(CDS, LossIsCEOnViewOnePlusWeightedSupConOverFourStages) {
+  torch::manual_seed(1);
+  auto spec = cds_spec("resnet18", 16, 3);
+  spec.config.method.cds_weights = {1, 0.5, 0, 2};
+  auto m = make_method(spec);
+  m->train();
+  auto v1 = torch::randn({8, 3, 16, 16}), v2 = torch::randn({8, 3, 16, 16});
+  auto y = torch::tensor({0, 1, 2, 3, 0, 1, 2, 3}, torch::kLong);
+  auto idx = torch::arange(8, torch::kLong);
+  // The method's forward updates BN running stats; compare against a hand-built sum on a copy of the state.
+  torch::serialize::OutputArchive saved;
+  m->save(saved);
+  auto terms = m->loss({v1, v2}, y, idx, StepContext{});
+  EXPECT_EQ(terms.terms.count("contrast_s3"), 0u);  // weight 0 drops the stage
+
+  auto ref = make_method(spec);
+  std::stringstream ss;
+  saved.save_to(ss);
+  torch::serialize::InputArchive in;
+  in.load_from(ss);
+  ref->load(in);
+  ref->train();
+  auto backbone = std::dynamic_pointer_cast<ResNetImpl>(ref->backbone());
+  auto heads = std::dynamic_pointer_cast<CDSHeadsImpl>(ref->named_children()["heads"]);
+  ASSERT_TRUE(heads);
+  auto stages = backbone->stages(torch::cat({v1, v2}));
+  auto emb = heads->forward(stages);
+  auto logits = backbone->fc(emb[3]).narrow(0, 0, 8);
+  double expected = torch::nn::functional::cross_entropy(logits, y).item<double>();
+  const double w[4] = {1, 0.5, 0, 2};
+  for (int l = 0; l < 4; ++l) {
+    auto e = torch::nn::functional::normalize(emb[l], torch::nn::functional::NormalizeFuncOptions().dim(1));
+    auto f = torch::stack({e.narrow(0, 0, 8), e.narrow(0, 8, 8)}, 1);
+    expected += 0.1 * w[l] * functional::supcon_loss(f, y, {}, SupConLossOptions().temperature(0.07)).item<double>();
+  }
+  EXPECT_NEAR(terms.total().item<double>(), expected, 1e-5);
+}
+
+TEST(CDS, SimCLRVariantUsesNoLabels) {
+  torch::manual_seed(2);
+  auto spec = cds_spec("resnet18", 16, 3);
+  spec.config.method.cds_loss = "simclr";
+  auto m = make_method(spec);
+  m->eval();  // deterministic BN so both calls see the same features
+  auto v1 = torch::randn({8, 3, 16, 16}), v2 = torch::randn({8, 3, 16, 16});
+  auto idx = torch::arange(8, torch::kLong);
+  auto a = m->loss({v1, v2}, torch::zeros({8}, torch::kLong), idx, StepContext{});
+  auto b = m->loss({v1, v2}, torch::arange(8, torch::kLong), idx, StepContext{});
+  // Labels change CE but not the label-free contrastive terms.
+  EXPECT_NEAR(a.terms["contrast_s2"].item<double>(), b.terms["contrast_s2"].item<double>(), 1e-6);
+  EXPECT_NE(a.terms["ce"].item<double>(), b.terms["ce"].item<double>());
+}
+
+TEST(CDS, LabelSplitIsStratifiedAndSeeded) {
+  auto labels = torch::arange(1000, torch::kLong).remainder(10);
+  auto m = choose_labeled(labels, 0.1, 0, 7);
+  EXPECT_EQ(m.sum().item<int64_t>(), 100);
+  for (int64_t c = 0; c < 10; ++c) EXPECT_EQ(m.index({labels == c}).sum().item<int64_t>(), 10);
+  EXPECT_TRUE(m.equal(choose_labeled(labels, 0.1, 0, 7)));
+  EXPECT_FALSE(m.equal(choose_labeled(labels, 0.1, 0, 8)));
+  auto p = choose_labeled(labels, 1.0, 3, 7);
+  EXPECT_EQ(p.sum().item<int64_t>(), 30);
+}
+
+TEST(CDS, SemiSupervisedLossIgnoresLabelsOfUnlabelledImages) {
+  torch::manual_seed(3);
+  auto spec = cds_spec("resnet18", 16, 3);
+  spec.config.method.labeled_fraction = 0.5;
+  spec.train_labels = torch::arange(8, torch::kLong).remainder(4);
+  spec.train_size = 8;
+  auto m = make_method(spec);
+  m->eval();
+  auto labeled = m->named_buffers()["labeled"];
+  ASSERT_EQ(labeled.sum().item<int64_t>(), 4);
+  auto v1 = torch::randn({8, 3, 16, 16}), v2 = torch::randn({8, 3, 16, 16});
+  auto idx = torch::arange(8, torch::kLong);
+  auto y = spec.train_labels.clone();
+  auto a = m->loss({v1, v2}, y, idx, StepContext{});
+  auto y2 = y.clone();
+  y2.index_put_({~labeled}, (y2.index({~labeled}) + 1).remainder(4));  // change only unlabelled labels
+  auto b = m->loss({v1, v2}, y2, idx, StepContext{});
+  EXPECT_NEAR(a.total().item<double>(), b.total().item<double>(), 1e-6);
+}
+
+TEST(CDS, InferenceModelHasExactlyTheParametersOfCE) {
+  auto spec = cds_spec("resnet18", 32, 3);
+  auto cds = make_method(spec);
+  auto ce_spec = spec;
+  ce_spec.config.method.name = "ce";
+  auto ce = make_method(ce_spec);
+  auto a = cds->backbone()->named_parameters();
+  auto b = ce->backbone()->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& p : b) {
+    ASSERT_TRUE(a.contains(p.key())) << p.key();
+    EXPECT_EQ(a[p.key()].sizes(), p.value().sizes());
+  }
+  EXPECT_EQ(count_parameters(*cds->backbone()), count_parameters(*ce->backbone()));
+  EXPECT_GT(count_parameters(*cds), count_parameters(*ce));  // the heads exist only in training
+  auto x = torch::randn({2, 3, 32, 32});
+  cds->eval();
+  EXPECT_EQ(cds->classify(x).sizes(), (std::vector<int64_t>{2, 10}));
+}

@@ -1,0 +1,136 @@
+// End-to-end tests of the `contrastive` binary on slices of the real Fashion-MNIST.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "contrastive/io.h"
+#include "contrastive/train.h"
+#include "test_util.h"
+
+using namespace contrastive;
+using test_util::run_cli;
+
+namespace {
+
+std::vector<nlohmann::json> read_metrics(const std::string& run) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+// Every parameter and buffer of two checkpoints' models, compared bit for bit.
+bool same_weights(const std::string& a, const std::string& b) {
+  auto ma = load_model(a, nullptr, "cpu");
+  auto mb = load_model(b, nullptr, "cpu");
+  auto pa = ma.method->named_parameters(), pb = mb.method->named_parameters();
+  if (pa.size() != pb.size()) return false;
+  for (const auto& p : pa)
+    if (!p.value().equal(pb[p.key()])) return false;
+  auto ba = ma.method->named_buffers(), bb = mb.method->named_buffers();
+  for (const auto& p : ba)
+    if (!p.value().equal(bb[p.key()])) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(CLI, BadInputsGiveOneLineErrorsAndExitTwo) {
+  struct Case {
+    std::string args, needle;
+  };
+  const std::vector<Case> cases = {
+      {"train --lr -1", "--lr"},
+      {"train --batch-size 0", "--batch-size"},
+      {"train --method nope", "--method"},
+      {"train --dataset imagenet", "--dataset"},
+      {"train --dataset cifar10 --data /nonexistent/cifar", "/nonexistent/cifar"},
+      {"train --epochs many", "--epochs"},
+      {"train --config /nonexistent.yaml", "nonexistent.yaml"},
+      {"train --resume /nonexistent/run", "/nonexistent/run"},
+      {"eval --checkpoint /nonexistent.ckpt", "nonexistent.ckpt"},
+      {"frobnicate", ""},
+  };
+  for (const auto& c : cases) {
+    auto r = run_cli(c.args);
+    EXPECT_EQ(r.status, 2) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.args << "\n" << r.output;
+    EXPECT_EQ(r.output.find("Exception raised from"), std::string::npos) << r.output;  // no raw torch trace
+  }
+}
+
+TEST(CLI, HelpOnEverySubcommand) {
+  for (const char* sub : {"train", "eval", "knn", "linear"}) {
+    auto r = run_cli(std::string(sub) + " --help");
+    EXPECT_EQ(r.status, 0) << sub;
+    EXPECT_NE(r.output.find("--"), std::string::npos);
+  }
+  auto r = run_cli("train --help");
+  EXPECT_NE(r.output.find("--method"), std::string::npos);
+  EXPECT_NE(r.output.find("--cds-lambda"), std::string::npos);
+}
+
+TEST(CLI, TrainWritesTheRunDirectoryAndEvalReadsIt) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const auto dir = test_util::temp_dir("cli-train");
+  auto r = run_cli("train --method ce --epochs 2 --seed 3 " + test_util::quick_flags() + " --out " + dir + "/run");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* f : {"config.yaml", "metrics.jsonl", "last.ckpt", "best.ckpt", "train.log"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/run/" + f)) << f;
+  auto metrics = read_metrics(dir + "/run");
+  ASSERT_EQ(metrics.size(), 2u);
+  for (const char* k : {"epoch", "loss", "lr", "train_top1", "test_top1", "images_per_s", "seconds"})
+    EXPECT_TRUE(metrics[0].contains(k)) << k;
+  EXPECT_LT(metrics[1]["loss"].get<double>(), metrics[0]["loss"].get<double>());
+  EXPECT_NE(r.output.find("intra-op threads"), std::string::npos);
+
+  auto e = run_cli("eval --checkpoint " + dir + "/run/last.ckpt --json --threads 2");
+  ASSERT_EQ(e.status, 0) << e.output;
+  auto j = nlohmann::json::parse(e.output.substr(e.output.find('{')));
+  EXPECT_NEAR(j["top1"].get<double>(), metrics[1]["test_top1"].get<double>(), 1e-9);
+  EXPECT_GE(j["top5"].get<double>(), j["top1"].get<double>());
+
+  // The written config reloads and reproduces the same run.
+  auto again = run_cli("train --config " + dir + "/run/config.yaml --out " + dir + "/run2");
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_TRUE(same_weights(dir + "/run/last.ckpt", dir + "/run2/last.ckpt"));
+}
+
+TEST(CLI, ResumedRunEndsWithTheSameWeights) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const auto dir = test_util::temp_dir("cli-resume");
+  for (std::string method : {"ce", "cds"}) {
+    const std::string base = "train --method " + method + " --seed 5 " + test_util::quick_flags() + " --out " + dir;
+    auto full = run_cli(base + "/" + method + "-full --epochs 3");
+    ASSERT_EQ(full.status, 0) << full.output;
+    auto part = run_cli(base + "/" + method + "-part --epochs 1");
+    ASSERT_EQ(part.status, 0) << part.output;
+    auto resumed = run_cli("train --resume " + dir + "/" + method + "-part --epochs 3 --threads 2");
+    ASSERT_EQ(resumed.status, 0) << resumed.output;
+    EXPECT_NE(resumed.output.find("resumed from"), std::string::npos);
+    EXPECT_EQ(read_metrics(dir + "/" + method + "-part").size(), 3u);
+    EXPECT_TRUE(same_weights(dir + "/" + method + "-full/last.ckpt", dir + "/" + method + "-part/last.ckpt"))
+        << method;
+  }
+}
+
+TEST(CLI, NonFiniteLossStopsOrSkipsAsAsked) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const auto dir = test_util::temp_dir("cli-nan");
+  auto stop = run_cli("train --method cds --epochs 2 --inject-nan-at-step 5 " + test_util::quick_flags() + " --out " +
+                      dir + "/stop");
+  EXPECT_EQ(stop.status, 1) << stop.output;
+  EXPECT_NE(stop.output.find("global step 5"), std::string::npos) << stop.output;
+  EXPECT_NE(stop.output.find("'ce'"), std::string::npos) << stop.output;  // names a loss term
+  EXPECT_TRUE(std::filesystem::exists(dir + "/stop/last.ckpt"));        // epoch 1's checkpoint is kept
+  auto skip = run_cli("train --method ce --epochs 1 --inject-nan-at-step 2 --on-nan skip " +
+                      test_util::quick_flags() + " --out " + dir + "/skip");
+  EXPECT_EQ(skip.status, 0) << skip.output;
+  auto m = read_metrics(dir + "/skip");
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0]["nan_skips"].get<int64_t>(), 1);
+}

@@ -1,0 +1,112 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "contrastive/common.h"
+#include "contrastive/config.h"
+#include "test_util.h"
+
+using namespace contrastive;
+
+TEST(Config, YamlRoundTripKeepsEveryValue) {
+  Config a;
+  a.method.name = "supcon";
+  a.optim.lr = 0.25;
+  a.train.epochs = 7;
+  a.method.symmetric = true;
+  a.method.cds_weights = {0.5, 1, 0, 2};
+  a.data.path = "some path: with colon";
+  Config b;
+  config_from_yaml_string(config_to_yaml(a), b, "test");
+  EXPECT_EQ(config_to_yaml(a), config_to_yaml(b));
+  EXPECT_EQ(b.method.name, "supcon");
+  EXPECT_DOUBLE_EQ(b.optim.lr, 0.25);
+  EXPECT_EQ(b.train.epochs, 7);
+  EXPECT_TRUE(b.method.symmetric);
+  EXPECT_EQ(b.method.cds_weights, (std::vector<double>{0.5, 1, 0, 2}));
+  EXPECT_EQ(b.data.path, "some path: with colon");
+}
+
+TEST(Config, UnknownKeyAndWrongTypeNameTheKey) {
+  Config c;
+  try {
+    config_from_yaml_string("optim:\n  lrr: 0.1\n", c, "x.yaml");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.lrr"), std::string::npos) << e.what();
+  }
+  try {
+    config_from_yaml_string("train:\n  epochs: many\n", c, "x.yaml");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.epochs"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(config_from_yaml_string("bogus:\n  a: 1\n", c, "x.yaml"), InputError);
+  EXPECT_THROW(config_from_yaml_string("train: [1, 2\n", c, "x.yaml"), InputError);
+  EXPECT_THROW(load_config_file("/nonexistent/config.yaml", c), InputError);
+}
+
+TEST(Config, MethodDefaultsFollowTheReferences) {
+  Config c;
+  c.method.name = "simclr";
+  c.train.batch_size = 256;
+  resolve_defaults(c);
+  EXPECT_DOUBLE_EQ(c.method.temperature, 0.5);
+  EXPECT_DOUBLE_EQ(c.method.base_temperature, 0.07);  // keeps the T/T_b factor of the reference
+  EXPECT_DOUBLE_EQ(c.optim.lr, 0.125);                // 0.5 at batch 1024, scaled linearly
+  EXPECT_EQ(c.augment.preset, "simclr-cifar");
+  Config d;
+  d.method.name = "cds";
+  d.train.batch_size = 128;
+  resolve_defaults(d);
+  EXPECT_DOUBLE_EQ(d.optim.lr, 0.1);
+  EXPECT_DOUBLE_EQ(d.method.temperature, 0.07);
+  EXPECT_DOUBLE_EQ(d.optim.weight_decay, 5e-4);
+  EXPECT_EQ(d.augment.preset, "cds");
+  Config e;
+  e.method.name = "supcon";
+  e.optim.lr = 0.3;  // explicit values are kept
+  resolve_defaults(e);
+  EXPECT_DOUBLE_EQ(e.optim.lr, 0.3);
+}
+
+namespace {
+std::string validation_error(const std::function<void(Config&)>& edit) {
+  Config c;
+  edit(c);
+  resolve_defaults(c);
+  try {
+    validate(c);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, ValidationRejectsBadValuesNamingTheKey) {
+  EXPECT_EQ(validation_error([](Config&) {}), "");
+  EXPECT_NE(validation_error([](Config& c) { c.optim.lr = -0.1; }).find("--lr"), std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) { c.train.batch_size = 0; }).find("--batch-size"), std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) { c.train.batch_size = 1; }).find("--batch-size"), std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) { c.method.name = "nope"; }).find("--method"), std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) { c.data.dataset = "imagenet"; }).find("--dataset"), std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) { c.method.temperature = 0; }).find("--temperature"), std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) { c.method.labeled_fraction = 1.5; }).find("--labeled-fraction"),
+            std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) {
+              c.method.name = "moco";
+              c.train.batch_size = 96;
+              c.method.queue_size = 1000;
+            }).find("--queue-size"),
+            std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) { c.method.cds_weights = {1, 1}; }).find("--cds-weights"),
+            std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) { c.augment.preset = "fancy"; }).find("--augment"), std::string::npos);
+  // CE with one image per batch is fine; contrastive methods are not.
+  EXPECT_EQ(validation_error([](Config& c) {
+              c.method.name = "ce";
+              c.train.batch_size = 1;
+            }),
+            "");
+}

@@ -1,0 +1,51 @@
+// Helpers shared by the test files.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace test_util {
+
+// A fresh empty directory under the system temp dir.
+inline std::string temp_dir(const std::string& tag) {
+  std::random_device rd;
+  auto p = std::filesystem::temp_directory_path() / ("contrastive-" + tag + "-" + std::to_string(rd()));
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+
+struct Run {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs the CLI with arguments (a shell string), capturing output and exit status.
+inline Run run_cli(const std::string& args) {
+  Run r;
+  const std::string cmd = std::string(CONTRASTIVE_CLI) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
+  const int st = pclose(pipe);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+inline bool fashion_mnist_present() {
+  return std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
+}
+
+// Flags for a quick CPU run on a slice of Fashion-MNIST.
+inline std::string quick_flags() {
+  return "--train-subset 256 --test-subset 128 --width 4 --batch-size 64 --threads 2 --knn-k 20";
+}
+
+}  // namespace test_util
