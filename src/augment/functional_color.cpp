@@ -13,9 +13,9 @@ torch::Tensor per_sample(const torch::Tensor& v, const torch::Tensor& x) {
   return v.to(x.device(), x.scalar_type()).view({-1, 1, 1, 1});
 }
 
-// f * a + (1 - f) * b, clamped to [0, 1] (torchvision's _blend for float images).
+// f * a + (1 - f) * b, clamped to [0, 1] (torchvision's _blend for float images), as one lerp.
 torch::Tensor blend(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& f) {
-  return (f * a + (1 - f) * b).clamp(0.0, 1.0);
+  return torch::lerp(b.expand_as(a), a, f).clamp_(0.0, 1.0);
 }
 
 void check_rgb(const torch::Tensor& x, const char* op) {
@@ -36,7 +36,7 @@ torch::Tensor rgb_to_grayscale(const torch::Tensor& x, int64_t out_channels) {
 
 torch::Tensor adjust_brightness(const torch::Tensor& x, const torch::Tensor& factor) {
   // Blend with black = scale.
-  return (x * per_sample(factor, x)).clamp(0.0, 1.0);
+  return (x * per_sample(factor, x)).clamp_(0.0, 1.0);
 }
 
 torch::Tensor adjust_contrast(const torch::Tensor& x, const torch::Tensor& factor) {
@@ -50,53 +50,56 @@ torch::Tensor adjust_saturation(const torch::Tensor& x, const torch::Tensor& fac
   return blend(x, rgb_to_grayscale(x, 1), per_sample(factor, x));
 }
 
-torch::Tensor rgb_to_hsv(const torch::Tensor& x) {
+namespace {
+
+// Hue in [0,1) (0 for gray pixels), value (max) and chroma (max - min) of an RGB batch, each [B,H,W].
+struct HueParts {
+  torch::Tensor hue, value, chroma;
+};
+
+HueParts hue_parts(const torch::Tensor& x) {
   check_rgb(x, "rgb_to_hsv");
   auto r = x.select(1, 0), g = x.select(1, 1), b = x.select(1, 2);
-  auto maxc = std::get<0>(x.max(1));
-  auto minc = std::get<0>(x.min(1));
-  auto chroma = maxc - minc;
-  auto gray = chroma == 0;  // hue and saturation are 0 where all channels are equal
-  auto ones = torch::ones_like(maxc);
-  auto s = chroma / torch::where(gray, ones, maxc);
-  auto c = torch::where(gray, ones, chroma);
-  // Distance of each channel from the maximum, in units of chroma.
-  auto rc = (maxc - r) / c, gc = (maxc - g) / c, bc = (maxc - b) / c;
-  auto is_r = maxc == r;
-  auto is_g = (maxc == g).logical_and(is_r.logical_not());
-  auto is_b = is_r.logical_or(maxc == g).logical_not();
-  auto h = is_r * (bc - gc) + is_g * (2.0 + rc - bc) + is_b * (4.0 + gc - rc);
-  h = torch::fmod(h / 6.0 + 1.0, 1.0);
-  h = torch::where(gray, torch::zeros_like(h), h);
-  return torch::stack({h, s, maxc}, 1);
+  // Elementwise max/min of the three planes: much faster than a reduction over dim 1 with indices.
+  auto maxc = torch::maximum(torch::maximum(r, g), b);
+  auto chroma = maxc - torch::minimum(torch::minimum(r, g), b);
+  // Hue in sixths of a turn from the dominant channel: R -> (G-B)/c, G -> 2 + (B-R)/c, B -> 4 + (R-G)/c.
+  // Ties go to R, then G (as in colorsys/torchvision); tied candidates give the same hue anyway.
+  auto num = torch::where(maxc == r, g - b, torch::where(maxc == g, b - r + 2 * chroma, r - g + 4 * chroma));
+  auto gray = chroma == 0;
+  auto h = torch::remainder(num / torch::where(gray, torch::ones_like(chroma), chroma) / 6.0, 1.0);
+  h.masked_fill_(gray, 0.0);
+  return {h, maxc, chroma};
+}
+
+// RGB from hue [B,H,W], value and chroma. Closed form of the six-sector table: channel n (R: 5, G: 3, B: 1) is
+// V - C * clamp(min(k, 4 - k), 0, 1) with k = (n + 6H) mod 6.
+torch::Tensor rgb_from_hue(const torch::Tensor& hue, const torch::Tensor& value, const torch::Tensor& chroma) {
+  auto n = torch::tensor({5.0, 3.0, 1.0}, torch::TensorOptions().dtype(hue.scalar_type())).to(hue.device());
+  auto k = torch::remainder((hue * 6.0).unsqueeze(1) + n.view({1, 3, 1, 1}), 6.0);
+  auto ramp = torch::minimum(k, 4.0 - k).clamp_(0.0, 1.0);
+  return value.unsqueeze(1) - chroma.unsqueeze(1) * ramp;
+}
+
+}  // namespace
+
+torch::Tensor rgb_to_hsv(const torch::Tensor& x) {
+  auto p = hue_parts(x);
+  auto s = p.chroma / torch::where(p.value == 0, torch::ones_like(p.value), p.value);
+  return torch::stack({p.hue, s, p.value}, 1);
 }
 
 torch::Tensor hsv_to_rgb(const torch::Tensor& x) {
-  auto h = x.select(1, 0), s = x.select(1, 1), v = x.select(1, 2);
-  auto h6 = h * 6.0;
-  auto sector = torch::floor(h6);
-  auto f = h6 - sector;
-  sector = torch::remainder(sector, 6.0);
-  auto p = (v * (1.0 - s)).clamp(0.0, 1.0);
-  auto q = (v * (1.0 - s * f)).clamp(0.0, 1.0);
-  auto t = (v * (1.0 - s * (1.0 - f))).clamp(0.0, 1.0);
-  // One-hot over the six hue sectors, then pick each channel's value per sector.
-  auto sectors = torch::arange(6, x.options()).view({1, 6, 1, 1});
-  auto onehot = (sector.unsqueeze(1) == sectors).to(x.scalar_type());  // [B,6,H,W]
-  auto pick = [&](std::initializer_list<torch::Tensor> per_sector) {
-    return (onehot * torch::stack(std::vector<torch::Tensor>(per_sector), 1)).sum(1);
-  };
-  auto r = pick({v, q, p, p, t, v});
-  auto g = pick({t, v, v, q, p, p});
-  auto b = pick({p, p, t, v, v, q});
-  return torch::stack({r, g, b}, 1);
+  auto v = x.select(1, 2);
+  return rgb_from_hue(x.select(1, 0), v, v * x.select(1, 1));
 }
 
 torch::Tensor adjust_hue(const torch::Tensor& x, const torch::Tensor& shift) {
   if (x.size(1) == 1) return x;  // no hue in a grayscale image
-  auto hsv = rgb_to_hsv(x);
-  auto h = torch::remainder(hsv.select(1, 0) + shift.to(x.device(), x.scalar_type()).view({-1, 1, 1}), 1.0);
-  return hsv_to_rgb(torch::stack({h, hsv.select(1, 1), hsv.select(1, 2)}, 1));
+  // Shifting H in HSV keeps V (max) and the chroma (max - min); only the hue is rotated.
+  auto p = hue_parts(x);
+  auto h = torch::remainder(p.hue + shift.to(x.device(), x.scalar_type()).view({-1, 1, 1}), 1.0);
+  return rgb_from_hue(h, p.value, p.chroma);
 }
 
 torch::Tensor solarize(const torch::Tensor& x, double threshold) {
