@@ -5,6 +5,8 @@
 
 #include <torch/types.h>
 
+#include "contrastive/transforms.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,7 +40,45 @@ class ViewGenerator {
   // Turns ContrastiveCrop on/off (off during the box warm-up: plain RandomResizedCrop).
   virtual void use_boxes(bool on) = 0;
   virtual std::string describe() const = 0;
+  // ContrastiveCrop visualisation: the crop boxes (i, j, h, w) int64 [B,4] in pixels that operator() draws with
+  // the same arguments, one tensor per view that starts with a resized crop (empty when none does).
+  virtual std::vector<torch::Tensor> sample_crop_boxes(const torch::Tensor& images, const torch::Tensor& indices,
+                                                       uint64_t seed) const {
+    (void)images, (void)indices, (void)seed;
+    return {};
+  }
 };
+
+// A ViewGenerator made of pipelines: an optional `shared` pipeline whose random draws are common to all views
+// (AMDIM's flip), then one pipeline per view, each with its own generator seeded by mix_seed(seed, view).
+class PipelineViewGenerator : public ViewGenerator {
+ public:
+  PipelineViewGenerator(std::string name, int64_t channels, std::vector<Pipeline> views, Pipeline shared = {},
+                        bool contrastive_crop = false, double box_alpha = 0.6);
+  std::vector<torch::Tensor> operator()(const torch::Tensor& images, const torch::Tensor& indices, uint64_t seed,
+                                        torch::Device device) const override;
+  int64_t num_views() const override { return static_cast<int64_t>(views_.size()); }
+  void set_boxes(torch::Tensor boxes) override;
+  torch::Tensor boxes() const override { return boxes_; }
+  void use_boxes(bool on) override { use_boxes_ = on; }
+  std::string describe() const override;
+  std::vector<torch::Tensor> sample_crop_boxes(const torch::Tensor& images, const torch::Tensor& indices,
+                                               uint64_t seed) const override;
+
+ private:
+  AugmentContext context(const torch::Tensor& indices, int64_t batch) const;
+
+  std::string name_;
+  int64_t channels_;
+  std::vector<Pipeline> views_;
+  Pipeline shared_;
+  bool contrastive_crop_, use_boxes_ = false;
+  double box_alpha_;
+  torch::Tensor boxes_;  // float [N,4] on the CPU, undefined = (0,0,1,1) for every image
+};
+
+// Parses a multi-crop spec "2x32,4x16" into (count, size) pairs. Bad syntax -> InputError.
+std::vector<std::pair<int64_t, int64_t>> parse_multi_crop(const std::string& spec);
 
 // Builds the named preset for images of `channels` x `height` x `width`. Grayscale images skip the colour
 // transforms (saturation, hue, grayscale), which is logged, not an error. Unknown preset -> InputError.
@@ -52,5 +92,11 @@ std::pair<std::vector<double>, std::vector<double>> default_normalization(const 
 // ContrastiveCrop box localisation (§6): feature maps [B,C,h,w] -> boxes [B,4] (h0,w0,h1,w1) for images of
 // size height x width, thresholding the min-max normalised channel-sum upsampled bilinearly.
 torch::Tensor localize_boxes(const torch::Tensor& feature_maps, int64_t height, int64_t width, double threshold);
+
+// Writes a PNG grid of uint8 images [B,C,H,W], each upscaled by `scale` (nearest), with its box float [B,4]
+// (h0,w0,h1,w1 in [0,1]) in red and the crops of each view (crop_boxes[v]: [B,4] i,j,h,w in pixels) in green,
+// blue, then other colours. Throws InputError if the file cannot be written.
+void draw_boxes_grid(const torch::Tensor& images_u8, const torch::Tensor& boxes,
+                     const std::vector<torch::Tensor>& crop_boxes, int64_t scale, const std::string& png_path);
 
 }  // namespace contrastive
