@@ -1,8 +1,7 @@
 // Augmentation throughput: the simclr-cifar preset, 2 views, batch 256, on the CPU (images/s counts input
 // images, each producing two views).
-#include <benchmark/benchmark.h>
-
 #include <ATen/CPUGeneratorImpl.h>
+#include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
 #include "contrastive/augment.h"
@@ -23,9 +22,16 @@ void BM_AugmentSimclr(benchmark::State& state) {
     auto out = (*views)(images, idx, seed++, torch::kCPU);
     benchmark::DoNotOptimize(out[1].data_ptr<float>());
   }
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(B), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(B), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 }  // namespace
 
-BENCHMARK(BM_AugmentSimclr)->Args({3, 32})->Args({3, 224})->Args({1, 28})->ArgNames({"C", "size"})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AugmentSimclr)
+    ->Args({3, 32})
+    ->Args({3, 224})
+    ->Args({1, 28})
+    ->ArgNames({"C", "size"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();

@@ -1,8 +1,7 @@
 // Semantics of the augmentation engine: exact values for deterministic ops, distributions for samplers,
 // determinism and per-sample independence for the presets, and ContrastiveCrop (docs/methods.md §0, §2, §6).
-#include <gtest/gtest.h>
-
 #include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -141,8 +140,8 @@ TEST(AugmentOps, ColorJitterMatchesPerSampleReferenceInRandomOrder) {
   auto y = color_jitter(0.4, 0.4, 0.4, 0.1)->apply(x, jg, {});
   auto rg = gen(12);
   auto order = torch::rand({B, 4}, rg, torch::kFloat64).argsort(int64_t{1});
-  torch::Tensor f[4] = {aug::uniform(B, 0.6, 1.4, rg), aug::uniform(B, 0.6, 1.4, rg), aug::uniform(B, 0.6, 1.4, rg),
-                        aug::uniform(B, -0.1, 0.1, rg)};
+  torch::Tensor f[4] = {aug::uniform(B, 0.6, 1.4, rg), aug::uniform(B, 0.6, 1.4, rg),
+                        aug::uniform(B, 0.6, 1.4, rg), aug::uniform(B, -0.1, 0.1, rg)};
   std::set<std::vector<int64_t>> orders_seen;
   for (int64_t b = 0; b < B; ++b) {
     auto ref = x.narrow(0, b, 1);
@@ -151,9 +150,10 @@ TEST(AugmentOps, ColorJitterMatchesPerSampleReferenceInRandomOrder) {
       const int64_t op = order[b][k].item<int64_t>();
       ord.push_back(op);
       auto fb = f[op].narrow(0, b, 1);
-      ref = op == 0 ? aug::adjust_brightness(ref, fb)
-                    : op == 1 ? aug::adjust_contrast(ref, fb)
-                              : op == 2 ? aug::adjust_saturation(ref, fb) : aug::adjust_hue(ref, fb);
+      ref = op == 0   ? aug::adjust_brightness(ref, fb)
+            : op == 1 ? aug::adjust_contrast(ref, fb)
+            : op == 2 ? aug::adjust_saturation(ref, fb)
+                      : aug::adjust_hue(ref, fb);
     }
     orders_seen.insert(ord);
     EXPECT_TRUE(torch::allclose(y.narrow(0, b, 1), ref, 1e-5, 1e-5)) << "sample " << b;
@@ -208,8 +208,10 @@ TEST(AugmentCrop, ResizedCropMapsTheBoxOntoTheOutput) {
   // Upsampling a crop by 2 matches interpolate() on the crop at interior pixels.
   auto z = aug::resized_crop(x, boxes, 8, 10);
   auto crop = x.index({Slice(0, 1), Slice(), Slice(2, 6), Slice(3, 8)});
-  auto ref = torch::nn::functional::interpolate(
-      crop, torch::nn::functional::InterpolateFuncOptions().size(std::vector<int64_t>{8, 10}).mode(torch::kBilinear).align_corners(false));
+  auto ref = torch::nn::functional::interpolate(crop, torch::nn::functional::InterpolateFuncOptions()
+                                                          .size(std::vector<int64_t>{8, 10})
+                                                          .mode(torch::kBilinear)
+                                                          .align_corners(false));
   EXPECT_TRUE(torch::allclose(z.index({Slice(0, 1), Slice(), Slice(1, 7), Slice(1, 9)}),
                               ref.index({Slice(), Slice(), Slice(1, 7), Slice(1, 9)}), 1e-5, 1e-5));
 }
@@ -517,9 +519,14 @@ TEST(ContrastiveCrop, ViewGeneratorUsesBoxesWhenOn) {
   // The views are still produced and deterministic.
   auto a = (*g)(images, idx, 9, torch::kCPU), b = (*g)(images, idx, 9, torch::kCPU);
   EXPECT_TRUE(torch::equal(a[1], b[1]));
-  // The sampled boxes are the ones the views use: crop view 0 ourselves and compare before normalisation.
-  auto crop = aug::resized_crop(images.to(torch::kFloat).div(255), on[0], 32, 32);
-  EXPECT_EQ(crop.sizes(), a[0].sizes());
+  // The sampled boxes are exactly the ones the views use: a crop-only generator reproduces them.
+  PipelineViewGenerator crop_only("crop", 3, {Pipeline({random_resized_crop(32, {0.2, 1.0})})}, {}, true, 0.1);
+  crop_only.set_boxes(boxes);
+  crop_only.use_boxes(true);
+  auto cropped = crop_only(images, idx, 9, torch::kCPU)[0];
+  auto used = crop_only.sample_crop_boxes(images, idx, 9);
+  EXPECT_TRUE(torch::equal(used[0], on[0]));
+  EXPECT_TRUE(torch::allclose(cropped, aug::resized_crop(images.to(torch::kFloat).div(255), used[0], 32, 32)));
   // A grid of images with boxes and crops is written as a PNG.
   const std::string png = std::string(CONTRASTIVE_BINARY_DIR) + "/test_cc_grid.png";
   draw_boxes_grid(images.narrow(0, 0, 6), boxes.narrow(0, 0, 6), {on[0].narrow(0, 0, 6), on[1].narrow(0, 0, 6)}, 3,
@@ -534,7 +541,7 @@ TEST(ContrastiveCrop, ViewGeneratorUsesBoxesWhenOn) {
 TEST(ContrastiveCrop, LocalizeBoxesHotBlockAndConstantMap) {
   auto fm = torch::zeros({3, 4, 8, 8});
   fm.index_put_({0, Slice(), Slice(2, 4), Slice(4, 7)}, 1.0);  // hot rows 2-3, cols 4-6
-  fm.index_put_({1, 1, Slice(0, 1), Slice(0, 1)}, 5.0);       // hot top-left pixel
+  fm.index_put_({1, 1, Slice(0, 1), Slice(0, 1)}, 5.0);        // hot top-left pixel
   fm[2].fill_(3.0);                                            // constant
   auto boxes = localize_boxes(fm, 32, 32, 0.1);
   // Bilinear x4 upsampling (align_corners=false) maps output row y to source (y + 0.5) / 4 - 0.5; the

@@ -5,12 +5,12 @@
 
 #include <torch/types.h>
 
-#include "contrastive/transforms.h"
-
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "contrastive/transforms.h"
 
 namespace contrastive {
 
@@ -21,9 +21,9 @@ struct AugmentOptions {
   int64_t size = 0;                     // output size of global views (0 = the dataset's image size)
   std::vector<double> mean;             // per-channel normalisation (empty = dataset default)
   std::vector<double> std;
-  double crop_scale_min = 0.2;          // RandomResizedCrop scale lower bound
-  std::string crop = "rrc";             // rrc | contrastive (ContrastiveCrop, needs boxes)
-  double box_alpha = 0.6;               // ContrastiveCrop Beta(alpha, alpha)
+  double crop_scale_min = 0.2;  // RandomResizedCrop scale lower bound
+  std::string crop = "rrc";     // rrc | contrastive (ContrastiveCrop, needs boxes)
+  double box_alpha = 0.6;       // ContrastiveCrop Beta(alpha, alpha)
 };
 
 class ViewGenerator {

@@ -63,8 +63,8 @@ torch::Tensor sample_contrastive_crop_boxes(const torch::Tensor& boxes, int64_t 
 
 // ---- helpers for drawing per-sample parameters on the CPU ----
 torch::Tensor uniform(int64_t n, double lo, double hi, at::Generator& gen);  // float64 [n]
-torch::Tensor bernoulli_mask(int64_t n, double p, at::Generator& gen);        // bool [n]
-torch::Tensor randint_upto(const torch::Tensor& hi, at::Generator& gen);      // int64, U{0..hi} per element
+torch::Tensor bernoulli_mask(int64_t n, double p, at::Generator& gen);       // bool [n]
+torch::Tensor randint_upto(const torch::Tensor& hi, at::Generator& gen);     // int64, U{0..hi} per element
 
 }  // namespace aug
 

@@ -1,10 +1,10 @@
 // ContrastiveCrop box localisation (docs/methods.md §6) and a PNG visualisation of boxes and crops.
-#include "contrastive/augment.h"
-#include "contrastive/common.h"
-
 #include <torch/torch.h>
 
 #include <cmath>
+
+#include "contrastive/augment.h"
+#include "contrastive/common.h"
 
 // stb_image_write, compiled privately into this file (static functions: no clash with another copy elsewhere).
 #pragma GCC diagnostic push
@@ -34,7 +34,7 @@ torch::Tensor localize_boxes(const torch::Tensor& feature_maps, int64_t height, 
                                                  .size(std::vector<int64_t>{height, width})
                                                  .mode(torch::kBilinear)
                                                  .align_corners(false))
-                .squeeze(1);  // [B,H,W]
+                .squeeze(1);                       // [B,H,W]
   auto rows = std::get<0>(up.max(2)) > threshold;  // [B,H]
   auto cols = std::get<0>(up.max(1)) > threshold;  // [B,W]
   // First and last true entry: argmax of a 0/1 row is its first maximum.
@@ -81,9 +81,9 @@ void draw_boxes_grid(const torch::Tensor& images_u8, const torch::Tensor& boxes,
 
   auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
   const torch::Tensor red = torch::tensor({255, 0, 0}, u8);
-  const std::vector<torch::Tensor> crop_colours = {torch::tensor({0, 255, 0}, u8), torch::tensor({0, 96, 255}, u8),
-                                                   torch::tensor({255, 255, 0}, u8), torch::tensor({255, 0, 255}, u8),
-                                                   torch::tensor({0, 255, 255}, u8)};
+  const std::vector<torch::Tensor> crop_colours = {
+      torch::tensor({0, 255, 0}, u8), torch::tensor({0, 96, 255}, u8), torch::tensor({255, 255, 0}, u8),
+      torch::tensor({255, 0, 255}, u8), torch::tensor({0, 255, 255}, u8)};
   auto box = boxes.defined() ? boxes.to(torch::kCPU, torch::kFloat64) : torch::Tensor();
   auto canvas = torch::full({3, rows * (Hs + gap) + gap, cols * (Ws + gap) + gap}, 48, u8);
   for (int64_t b = 0; b < B; ++b) {

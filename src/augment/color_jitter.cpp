@@ -1,10 +1,10 @@
 // ColorJitter (torchvision semantics) with a random order of the four ops per sample, batched: at each of the
 // four positions, every op runs once on the subset of samples that drew it there.
-#include "contrastive/transforms.h"
-
 #include <torch/torch.h>
 
 #include <sstream>
+
+#include "contrastive/transforms.h"
 
 namespace contrastive {
 
@@ -45,18 +45,22 @@ class ColorJitter : public Transform {
 
   std::string describe() const override {
     std::ostringstream s;
-    s << "ColorJitter(" << b_ << "," << c_ << "," << s_ << "," << h_ << (colour_ ? "" : ", brightness/contrast only")
-      << ")";
+    s << "ColorJitter(" << b_ << "," << c_ << "," << s_ << "," << h_
+      << (colour_ ? "" : ", brightness/contrast only") << ")";
     return s.str();
   }
 
  private:
   static torch::Tensor run(int64_t op, const torch::Tensor& x, const torch::Tensor& f) {
     switch (op) {
-      case kBrightness: return aug::adjust_brightness(x, f);
-      case kContrast: return aug::adjust_contrast(x, f);
-      case kSaturation: return aug::adjust_saturation(x, f);
-      default: return aug::adjust_hue(x, f);
+      case kBrightness:
+        return aug::adjust_brightness(x, f);
+      case kContrast:
+        return aug::adjust_contrast(x, f);
+      case kSaturation:
+        return aug::adjust_saturation(x, f);
+      default:
+        return aug::adjust_hue(x, f);
     }
   }
 

@@ -1,11 +1,11 @@
 // Per-sample parameter draws on the CPU: RandomResizedCrop and ContrastiveCrop boxes (docs/methods.md §0, §6).
 // Every draw is vectorised over the batch; the generator is consumed in a fixed order, so a seed fixes the
 // result.
-#include "contrastive/transforms.h"
-
 #include <torch/torch.h>
 
 #include <cmath>
+
+#include "contrastive/transforms.h"
 
 namespace contrastive {
 namespace aug {

@@ -1,7 +1,7 @@
 // Batched colour ops with torchvision semantics (docs/methods.md §0). Each takes per-sample factors [B].
-#include "contrastive/transforms.h"
-
 #include <torch/torch.h>
+
+#include "contrastive/transforms.h"
 
 namespace contrastive {
 namespace aug {

@@ -1,7 +1,7 @@
 // Batched geometric ops: every sample has its own parameters, all samples run in one tensor op.
-#include "contrastive/transforms.h"
-
 #include <torch/torch.h>
+
+#include "contrastive/transforms.h"
 
 namespace contrastive {
 namespace aug {
@@ -28,9 +28,9 @@ torch::Tensor resized_crop(const torch::Tensor& x, const torch::Tensor& boxes, i
   // Border padding clamps the sample points like interpolate() does at the image edge. (torchvision crops
   // first, so at a crop edge inside the image it clamps to the crop; here the half-pixel outside the crop
   // blends with the true neighbour pixel, which is a sub-pixel difference.)
-  return F::grid_sample(x, grid,
-                        F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(
-                            false));
+  return F::grid_sample(
+      x, grid,
+      F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kBorder).align_corners(false));
 }
 
 torch::Tensor crop_padded(const torch::Tensor& x, const torch::Tensor& offsets, int64_t out_h, int64_t out_w,
@@ -59,7 +59,7 @@ torch::Tensor cutout(const torch::Tensor& x, const torch::Tensor& centres, int64
   auto ys = torch::arange(H, c.options()).view({1, 1, H, 1});
   auto xs = torch::arange(W, c.options()).view({1, 1, 1, W});
   auto in_hole = (ys >= y0) & (ys < y0 + side) & (xs >= x0) & (xs < x0 + side);  // [B,K,H,W]
-  auto hole = std::get<0>(in_hole.max(1, /*keepdim=*/true));                      // any hole, [B,1,H,W]
+  auto hole = std::get<0>(in_hole.max(1, /*keepdim=*/true));                     // any hole, [B,1,H,W]
   return x.masked_fill(hole, value);
 }
 
@@ -81,9 +81,9 @@ torch::Tensor gaussian_blur(const torch::Tensor& x, const torch::Tensor& sigma, 
 
 torch::Tensor normalize(const torch::Tensor& x, const std::vector<double>& mean, const std::vector<double>& std) {
   const int64_t C = x.size(1);
-  TORCH_CHECK(!mean.empty() && mean.size() == std.size() &&
-                  (static_cast<int64_t>(mean.size()) == C || mean.size() == 1),
-              "normalize: mean/std need 1 or ", C, " values, got ", mean.size(), "/", std.size());
+  TORCH_CHECK(
+      !mean.empty() && mean.size() == std.size() && (static_cast<int64_t>(mean.size()) == C || mean.size() == 1),
+      "normalize: mean/std need 1 or ", C, " values, got ", mean.size(), "/", std.size());
   auto opts = torch::TensorOptions().dtype(torch::kFloat64);
   auto m = torch::tensor(mean, opts).to(x.device(), x.scalar_type()).view({1, -1, 1, 1});
   auto s = torch::tensor(std, opts).to(x.device(), x.scalar_type()).view({1, -1, 1, 1});

@@ -1,13 +1,13 @@
 // The named augmentation presets (docs/methods.md §0 SimCLR-CIFAR / MoCo-v2, §2 CDS, §6 ContrastiveCrop,
 // §7 AMDIM) and the dataset normalisation defaults.
-#include "contrastive/augment.h"
-#include "contrastive/common.h"
-
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+
+#include "contrastive/augment.h"
+#include "contrastive/common.h"
 
 namespace contrastive {
 
@@ -132,8 +132,7 @@ std::shared_ptr<ViewGenerator> make_view_generator(const AugmentOptions& o, int6
   if (!o.multi_crop.empty() && !has_rrc)
     throw InputError("augment: multi-crop needs a RandomResizedCrop preset, not '" + p + "'");
   if (o.views < 1) throw InputError("augment: views must be >= 1");
-  if (o.crop_scale_min <= 0 || o.crop_scale_min > 1)
-    throw InputError("augment: crop_scale_min must be in (0, 1]");
+  if (o.crop_scale_min <= 0 || o.crop_scale_min > 1) throw InputError("augment: crop_scale_min must be in (0, 1]");
   if (channels < 1 || height < 1 || width < 1) throw InputError("augment: bad image shape");
 
   Spec s{o, channels, height, width, o.size > 0 ? o.size : std::min(height, width), channels == 3, nullptr};
@@ -148,14 +147,15 @@ std::shared_ptr<ViewGenerator> make_view_generator(const AugmentOptions& o, int6
   if (has_rrc) {
     views = rrc_views(p, s);
   } else if (p == "cds") {
-    if (o.views != 2) throw InputError("augment: the cds preset makes exactly 2 views, got views=" +
-                                       std::to_string(o.views));
+    if (o.views != 2)
+      throw InputError("augment: the cds preset makes exactly 2 views, got views=" + std::to_string(o.views));
     views = cds_views(s);
   } else if (p == "amdim") {
     shared.add(horizontal_flip(0.5));  // one flip for both views (§7)
     views.assign(static_cast<size_t>(o.views), amdim_view(s));
   } else if (p == "supervised") {
-    views.assign(static_cast<size_t>(o.views), Pipeline({random_crop(s.size, 4, 0.0), horizontal_flip(0.5), s.norm}));
+    views.assign(static_cast<size_t>(o.views),
+                 Pipeline({random_crop(s.size, 4, 0.0), horizontal_flip(0.5), s.norm}));
   } else {  // test
     Pipeline pl;
     if (s.size != height || s.size != width) pl.add(resize(s.size, s.size));

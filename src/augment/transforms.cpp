@@ -188,11 +188,13 @@ std::string Pipeline::describe() const {
 
 torch::Tensor RandomResizedCrop::sample_boxes(int64_t batch, int64_t height, int64_t width, at::Generator& gen,
                                               const AugmentContext& ctx) const {
-  if (ctx.boxes.defined()) return aug::sample_contrastive_crop_boxes(ctx.boxes, height, width, cs_, ctx.box_alpha, gen);
+  if (ctx.boxes.defined())
+    return aug::sample_contrastive_crop_boxes(ctx.boxes, height, width, cs_, ctx.box_alpha, gen);
   return aug::sample_rrc_boxes(batch, height, width, cs_, gen);
 }
 
-torch::Tensor RandomResizedCrop::apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext& ctx) const {
+torch::Tensor RandomResizedCrop::apply(const torch::Tensor& x, at::Generator& gen,
+                                       const AugmentContext& ctx) const {
   return aug::resized_crop(x, sample_boxes(x.size(0), x.size(2), x.size(3), gen, ctx), out_h_, out_w_);
 }
 

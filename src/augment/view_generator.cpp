@@ -1,9 +1,9 @@
 // PipelineViewGenerator: uint8 images -> float views on the target device, one seeded generator per view.
-#include "contrastive/augment.h"
-#include "contrastive/common.h"
-
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
+
+#include "contrastive/augment.h"
+#include "contrastive/common.h"
 
 namespace contrastive {
 
