@@ -316,6 +316,8 @@ void require_one_of(const std::string& key, const std::string& value, const std:
 
 void validate(const Config& c) {
   const auto& me = c.method;
+  // First: the default learning rate is derived from the batch size.
+  require(c.train.batch_size >= 1, "--batch-size", show(c.train.batch_size) + " (must be >= 1)");
   require_one_of("--dataset", c.data.dataset, {"fashion-mnist", "mnist", "cifar10", "cifar100", "folder"});
   require_one_of("--labels", c.data.labels, {"fine", "coarse"});
   require(c.data.train_subset >= 0, "--train-subset", show(c.data.train_subset) + " (must be >= 0)");

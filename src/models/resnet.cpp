@@ -186,7 +186,7 @@ SepConvImpl::SepConvImpl(int64_t in, int64_t out) {
 
 void init_resnet_weights(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
-  for (auto& m : module.modules(/*include_self=*/true)) {
+  for (auto& m : module.modules(/*include_self=*/false)) {  // called from constructors: no shared_from_this
     if (auto* c = m->as<nn::Conv2dImpl>()) {
       nn::init::kaiming_normal_(c->weight, 0, torch::kFanOut, torch::kReLU);
     } else if (auto* sb = m->as<SplitBatchNorm2dImpl>()) {
