@@ -11,8 +11,16 @@
 #include "contrastive/config.h"
 #include "contrastive/eval.h"
 #include "contrastive/train.h"
+#include "commands.h"
 
 using namespace contrastive;
+
+namespace contrastive::cli {
+std::vector<CommandSetup>& command_registry() {
+  static std::vector<CommandSetup> registry;
+  return registry;
+}
+}  // namespace contrastive::cli
 
 namespace {
 
@@ -109,6 +117,14 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   linear->add_option("--weight-decay", lin_wd, "probe weight decay")->capture_default_str()->check(CLI::NonNegativeNumber);
 
+  // Subcommands registered by the other cmd_*.cpp files.
+  std::vector<std::pair<CLI::App*, std::function<int()>>> extra;
+  for (auto& setup : cli::command_registry()) {
+    const size_t before = app.get_subcommands({}).size();
+    auto run = setup(app);
+    extra.emplace_back(app.get_subcommands({}).at(before), std::move(run));
+  }
+
   try {
     try {
       app.parse(argc, argv);
@@ -117,6 +133,8 @@ int main(int argc, char** argv) {
       return code == 0 ? 0 : 2;
     }
     if (*train) return run_train(*train, flags, config_file, resume);
+    for (auto& [cmd, run] : extra)
+      if (*cmd) return run();
 
     configure_threads(static_cast<int>(threads));
     DataConfig override_data;
