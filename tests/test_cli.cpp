@@ -107,8 +107,10 @@ TEST(CLI, ResumedRunEndsWithTheSameWeights) {
     const std::string base = "train --method " + method + " --seed 5 " + test_util::quick_flags() + " --out " + dir;
     auto full = run_cli(base + "/" + method + "-full --epochs 3");
     ASSERT_EQ(full.status, 0) << full.output;
-    auto part = run_cli(base + "/" + method + "-part --epochs 1");
-    ASSERT_EQ(part.status, 0) << part.output;
+    // Stopped in the middle of epoch 2 (4 steps per epoch), as SIGTERM would, then resumed.
+    auto part = run_cli(base + "/" + method + "-part --epochs 3 --stop-after-steps 6");
+    ASSERT_EQ(part.status, 130) << part.output;
+    EXPECT_EQ(read_metrics(dir + "/" + method + "-part").size(), 1u);
     auto resumed = run_cli("train --resume " + dir + "/" + method + "-part --epochs 3 --threads 2");
     ASSERT_EQ(resumed.status, 0) << resumed.output;
     EXPECT_NE(resumed.output.find("resumed from"), std::string::npos);

@@ -28,7 +28,8 @@ struct Run {
 // Runs the CLI with arguments (a shell string), capturing output and exit status.
 inline Run run_cli(const std::string& args) {
   Run r;
-  const std::string cmd = std::string(CONTRASTIVE_CLI) + " " + args + " 2>&1";
+  // A time limit so that a command that wrongly starts a long run fails the test instead of hanging it.
+  const std::string cmd = "timeout 600 " + std::string(CONTRASTIVE_CLI) + " " + args + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
   std::array<char, 4096> buf;

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -49,7 +50,18 @@ void apply_flags(const CLI::App& cmd, Config& flags, Config& config) {
   auto to = config_keys(config);
   for (size_t i = 0; i < from.size(); ++i) {
     if (cmd.count("--" + from[i].flag) == 0) continue;
-    std::visit([&](auto* src) { *std::get<std::decay_t<decltype(src)>>(to[i].target) = *src; }, from[i].target);
+    std::visit(
+        [&](auto* src) {
+          using T = std::decay_t<decltype(*src)>;
+          // -1 marks "method default" inside the config; typed on the command line it is a mistake.
+          if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double>) {
+            if (*src < 0 && from[i].help.find("(-1:") != std::string::npos)
+              throw InputError("invalid value for --" + from[i].flag + ": " + std::to_string(*src) +
+                               " (must not be negative; omit the flag for the method default)");
+          }
+          *std::get<std::decay_t<decltype(src)>>(to[i].target) = *src;
+        },
+        from[i].target);
   }
 }
 
@@ -58,6 +70,8 @@ void print_json(const nlohmann::json& j) { std::cout << j.dump() << std::endl; }
 int run_train(CLI::App& cmd, Config& flags, const std::string& config_file, const std::string& resume) {
   Config config;
   if (!config_file.empty()) load_config_file(config_file, config);
+  // Resuming: the run's own resolved config is the base; flags such as --epochs or --threads override it.
+  if (!resume.empty() && std::filesystem::exists(resume + "/config.yaml")) load_config_file(resume + "/config.yaml", config);
   apply_flags(cmd, flags, config);
   install_stop_handlers();
   TrainResult r = run_training(config, resume);

@@ -101,6 +101,7 @@ struct TrainConfig {
   double knn_t = 0.1;
   std::string on_nan = "stop";    // stop | skip
   int64_t inject_nan_at_step = -1;
+  int64_t stop_after_steps = 0;   // > 0: stop cleanly (checkpoint, exit 130) after this many global steps
   int64_t log_every = 20;         // steps between plain progress lines
   bool drop_last = false;
 };

@@ -105,6 +105,8 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"train", "on_nan", "on-nan", &t.on_nan, "non-finite loss: stop | skip"},
       {"train", "inject_nan_at_step", "inject-nan-at-step", &t.inject_nan_at_step,
        "fault injection: make this global step's loss NaN"},
+      {"train", "stop_after_steps", "stop-after-steps", &t.stop_after_steps,
+       "stop cleanly after N global steps, as SIGTERM does (time-boxed jobs; resume later)"},
       {"train", "log_every", "log-every", &t.log_every, "steps between progress lines when not on a terminal"},
       {"train", "drop_last", "drop-last", &t.drop_last, "drop the last short batch of each epoch"},
   };
@@ -394,6 +396,7 @@ void validate(const Config& c) {
   require(t.knn_k >= 1, "--knn-k", show(t.knn_k) + " (must be >= 1)");
   require(t.knn_t > 0, "--knn-t", show(t.knn_t) + " (must be > 0)");
   require_one_of("--on-nan", t.on_nan, {"stop", "skip"});
+  require(t.stop_after_steps >= 0, "--stop-after-steps", show(t.stop_after_steps));
   require(t.log_every >= 1, "--log-every", show(t.log_every));
   if (me.name == "moco") {
     const int64_t keys_per_step = t.batch_size * (me.symmetric ? 2 : 1);

@@ -220,6 +220,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     saved.train.threads = config.train.threads;
     saved.train.device = config.train.device;
     saved.train.log_every = config.train.log_every;
+    saved.train.stop_after_steps = config.train.stop_after_steps;
     saved.train.out = resume_dir;
     config = saved;
     pos.epoch = archive_get_int(*resume_archive, "epoch");
@@ -384,7 +385,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       for (const auto& [name, v] : out.stats) stat_sums[name] += v * b;
       progress.update(batch->step, b, loss_value);
 
-      if (stop_requested()) {
+      if (stop_requested() || (tc.stop_after_steps > 0 && ctx.global_step + 1 == tc.stop_after_steps)) {
         progress.finish();
         pos = {epoch, batch->step + 1, ctx.global_step + 1, pos.best_metric, result.nan_skips};
         save_run_checkpoint(last_path, config, *method, *optimizer, pos, views->boxes());
