@@ -98,7 +98,8 @@ TEST(Moco, FirstLossUsesTheInitialQueueAndKeysAreEnqueuedAfterwardsAtThePointer)
   // Enqueuing before the logits would have made k its own negative: a different loss.
   auto queue_if_early = queue0.clone();
   queue_if_early.narrow(1, 0, 8).copy_(k.t());
-  EXPECT_GT(std::abs(out.total().item<double>() - functional::info_nce(q, k, queue_if_early, T).item<double>()), 1e-3);
+  EXPECT_GT(std::abs(out.total().item<double>() - functional::info_nce(q, k, queue_if_early, T).item<double>()),
+            1e-3);
   // The keys are now the columns at the old pointer 0; the rest is untouched; the pointer moved by B.
   auto queue1 = named_buffer(*m, "queue");
   EXPECT_TRUE(torch::allclose(queue1.narrow(1, 0, 8), k.t(), 1e-4, 1e-4));
@@ -141,7 +142,8 @@ TEST(Moco, MomentumUpdateAveragesParametersButNotBuffers) {
   // The key encoder's BN statistics come from its own forward (train mode), not from an EMA of the query's.
   EXPECT_FALSE(k_net->bn1->running_mean.equal(k_rm0));
   EXPECT_FALSE(torch::allclose(k_net->bn1->running_mean, q_net->bn1->running_mean, 1e-4, 1e-4));
-  EXPECT_FALSE(torch::allclose(k_net->bn1->running_mean, 0.9 * k_rm0 + 0.1 * q_net->bn1->running_mean, 1e-4, 1e-4));
+  EXPECT_FALSE(
+      torch::allclose(k_net->bn1->running_mean, 0.9 * k_rm0 + 0.1 * q_net->bn1->running_mean, 1e-4, 1e-4));
 }
 
 TEST(Moco, KeyEncoderHasNoGradientAndIsNotOptimized) {
@@ -181,8 +183,8 @@ TEST(Moco, SymmetricLossIsASumAndEnqueuesTwoBatchesOfKeys) {
   auto f1 = encode(*q_net, *q_head, v[0]), f2 = encode(*q_net, *q_head, v[1]);
   auto out = m->loss(v, torch::zeros({8}, torch::kLong), torch::arange(8), StepContext{});
   const double T = spec.config.method.temperature;
-  const double expected =
-      functional::info_nce(f1, f2, queue0, T).item<double>() + functional::info_nce(f2, f1, queue0, T).item<double>();
+  const double expected = functional::info_nce(f1, f2, queue0, T).item<double>() +
+                          functional::info_nce(f2, f1, queue0, T).item<double>();
   EXPECT_NEAR(out.total().item<double>(), expected, 1e-4);
   EXPECT_EQ(named_buffer(*m, "queue_ptr").item<int64_t>(), 16);
   EXPECT_TRUE(torch::allclose(named_buffer(*m, "queue").narrow(1, 0, 16), torch::cat({f1, f2}).t(), 1e-4, 1e-4));
@@ -210,7 +212,7 @@ TEST(SimSiam, StopGradientKeepsGradientOutOfZ) {
   };
   auto [l_sg, g_sg] = grad_of(false);
   auto [l_nsg, g_nsg] = grad_of(true);
-  EXPECT_NEAR(l_sg, l_nsg, 1e-6);  // same value
+  EXPECT_NEAR(l_sg, l_nsg, 1e-6);                          // same value
   EXPECT_FALSE(torch::allclose(g_sg, g_nsg, 1e-5, 1e-6));  // different gradients
 
   // Directly: a hook on z sees no gradient coming from the loss's target side.
@@ -291,7 +293,8 @@ TEST(BYOL, AfterStepMovesTheTargetByTheScheduledTau) {
 
 TEST(AMDIM, EncoderShapesFor32And28Inputs) {
   const int64_t ndf = 4, n_rkhs = 32;
-  for (auto [size, channels] : {std::pair<int64_t, int64_t>{32, 3}, {28, 1}}) {
+  const std::vector<std::pair<int64_t, int64_t>> cases = {{32, 3}, {28, 1}};  // (size, channels)
+  for (const auto& [size, channels] : cases) {
     AMDIMEncoder enc(channels, ndf);
     auto out = enc->forward(torch::randn({3, channels, size, size}));
     EXPECT_EQ(out.r1.sizes(), (std::vector<int64_t>{3, n_rkhs})) << size;
@@ -331,7 +334,8 @@ TEST(AMDIM, LossIsFiniteWithGradientsAndTheMethodInterfaceWorks) {
 
 TEST(Bank, WithoutBankRowsItEqualsSupCon) {
   torch::manual_seed(9);
-  auto f = torch::nn::functional::normalize(torch::randn({6, 2, 16}), torch::nn::functional::NormalizeFuncOptions().dim(2));
+  auto f = torch::nn::functional::normalize(torch::randn({6, 2, 16}),
+                                            torch::nn::functional::NormalizeFuncOptions().dim(2));
   auto y = torch::tensor({0, 1, 0, 2, 1, 3}, torch::kLong);
   auto opt = SupConLossOptions().temperature(0.1).base_temperature(0.07);
   auto empty = torch::zeros({0, 16});
@@ -347,7 +351,8 @@ TEST(Bank, WithoutBankRowsItEqualsSupCon) {
 
 TEST(Bank, BankRowsAreNegativesOrSameLabelPositives) {
   torch::manual_seed(10);
-  auto f = torch::nn::functional::normalize(torch::randn({4, 2, 8}), torch::nn::functional::NormalizeFuncOptions().dim(2));
+  auto f = torch::nn::functional::normalize(torch::randn({4, 2, 8}),
+                                            torch::nn::functional::NormalizeFuncOptions().dim(2));
   auto bank = l2n(torch::randn({5, 8}));
   auto bl = torch::tensor({7, 7, 7, 7, 7}, torch::kLong);  // no anchor has label 7: all negatives
   auto y = torch::tensor({0, 1, 2, 3}, torch::kLong);
@@ -448,7 +453,8 @@ TEST(MethodCLI, BoxesWritesAPng) {
   auto r = run_cli("train --method simclr --epochs 1 --knn-every 0 " + test_util::quick_flags() + " --out " + dir +
                    "/run");
   ASSERT_EQ(r.status, 0) << r.output;
-  auto b = run_cli("boxes --checkpoint " + dir + "/run/last.ckpt --out " + dir + "/boxes.png --count 8 --threads 2");
+  auto b =
+      run_cli("boxes --checkpoint " + dir + "/run/last.ckpt --out " + dir + "/boxes.png --count 8 --threads 2");
   ASSERT_EQ(b.status, 0) << b.output;
   std::ifstream png(dir + "/boxes.png", std::ios::binary);
   char magic[8] = {};

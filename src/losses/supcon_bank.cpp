@@ -9,18 +9,21 @@
 namespace contrastive {
 namespace functional {
 
-torch::Tensor supcon_with_bank(const torch::Tensor& features, const torch::Tensor& labels, const torch::Tensor& bank,
-                               const torch::Tensor& bank_labels, const SupConLossOptions& options) {
+torch::Tensor supcon_with_bank(const torch::Tensor& features, const torch::Tensor& labels,
+                               const torch::Tensor& bank, const torch::Tensor& bank_labels,
+                               const SupConLossOptions& options) {
   const char* where = "supcon_with_bank";
   detail::require_positive(options.temperature(), where, "temperature");
   detail::require_positive(options.base_temperature(), where, "base_temperature");
   detail::require_defined(features, where, "features");
-  detail::require(features.dim() >= 3, where, "features must be [B,V,D], got shape " + detail::shape_str(features));
+  detail::require(features.dim() >= 3, where,
+                  "features must be [B,V,D], got shape " + detail::shape_str(features));
   detail::require_dim(bank, 2, where, "bank");
   const int64_t B = features.size(0), V = features.size(1), M = bank.size(0);
   auto feats = detail::to_compute_dtype(features).reshape({B, V, -1});
-  detail::require(bank.size(1) == feats.size(2), where,
-                  "bank must be [M,D] with D = " + std::to_string(feats.size(2)) + ", got " + detail::shape_str(bank));
+  detail::require(
+      bank.size(1) == feats.size(2), where,
+      "bank must be [M,D] with D = " + std::to_string(feats.size(2)) + ", got " + detail::shape_str(bank));
   detail::require(labels.defined() == bank_labels.defined(), where, "give labels and bank_labels together");
   const auto opts = feats.options();
 
@@ -45,9 +48,8 @@ torch::Tensor supcon_with_bank(const torch::Tensor& features, const torch::Tenso
   auto candidates = torch::cat({contrast, detail::to_compute_dtype(bank).detach().to(opts.dtype())});
   auto logits = torch::matmul(anchors, candidates.t()) / options.temperature();  // [A·B, V·B + M]
 
-  auto self = torch::cat({torch::eye(A * B, V * B, opts.dtype(torch::kBool)),
-                          torch::zeros({A * B, M}, opts.dtype(torch::kBool))},
-                         1);
+  auto self = torch::cat(
+      {torch::eye(A * B, V * B, opts.dtype(torch::kBool)), torch::zeros({A * B, M}, opts.dtype(torch::kBool))}, 1);
   auto pos = torch::cat({m_batch.repeat({A, V}), m_bank.repeat({A, 1})}, 1).masked_fill(self, 0);
   auto log_den = torch::logsumexp(logits.masked_fill(self, -std::numeric_limits<double>::infinity()), 1);
   auto n_pos = pos.sum(1);

@@ -7,7 +7,6 @@
 
 namespace contrastive {
 
-
 namespace amdim_detail {
 
 inline torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1, bool bias = true) {
@@ -83,12 +82,12 @@ class AMDIMEncoderImpl : public torch::nn::Module {
       for (int64_t i = 1; i < depth; ++i) seq->push_back(AMDIMResLayer(out, out, 1, 1));
       return seq;
     };
-    stem = register_module("stem", amdim_detail::conv(channels, ndf, 3));                       // 32 -> 30
-    stem_res = register_module("stem_res", AMDIMResLayer(ndf, ndf, 1, 1));         // 30
-    down1 = register_module("down1", block(ndf, 2 * ndf, 4, 2));                   // 30 -> 14
-    down2 = register_module("down2", block(2 * ndf, 4 * ndf, 2, 2));               // 14 -> 7
-    mid1 = register_module("mid1", block(4 * ndf, 4 * ndf, 3, 1));                // 7 -> 5
-    mid2 = register_module("mid2", block(4 * ndf, 4 * ndf, 3, 1));                 // 5 -> 3
+    stem = register_module("stem", amdim_detail::conv(channels, ndf, 3));                  // 32 -> 30
+    stem_res = register_module("stem_res", AMDIMResLayer(ndf, ndf, 1, 1));                 // 30
+    down1 = register_module("down1", block(ndf, 2 * ndf, 4, 2));                           // 30 -> 14
+    down2 = register_module("down2", block(2 * ndf, 4 * ndf, 2, 2));                       // 14 -> 7
+    mid1 = register_module("mid1", block(4 * ndf, 4 * ndf, 3, 1));                         // 7 -> 5
+    mid2 = register_module("mid2", block(4 * ndf, 4 * ndf, 3, 1));                         // 5 -> 3
     final_layer = register_module("final", AMDIMResLayer(4 * ndf, n_rkhs_, 3, 1, false));  // 3 -> 1
     final_bn = register_module("final_bn", torch::nn::BatchNorm2d(n_rkhs_));
     head5 = register_module("rkhs5", AMDIMRKHSHead(4 * ndf, n_rkhs_));

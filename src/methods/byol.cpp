@@ -23,8 +23,8 @@ class BYOLMethod : public ResNetMethod {
     const int64_t d = net->feature_dim();
     auto projector_options = MLPOptions(d, cfg_.proj_hidden, cfg_.proj_dim).hidden_bn(true);
     projector = register_module("projector", MLP(projector_options));
-    predictor = register_module(
-        "predictor", MLP(MLPOptions(cfg_.proj_dim, cfg_.pred_hidden, cfg_.proj_dim).hidden_bn(true)));
+    predictor = register_module("predictor",
+                                MLP(MLPOptions(cfg_.proj_dim, cfg_.pred_hidden, cfg_.proj_dim).hidden_bn(true)));
     target_net = register_module("target_backbone", make_backbone(spec.config, spec.in_channels, 0));
     target_projector = register_module("target_projector", MLP(projector_options));
     copy_and_freeze(*target_net, *net);

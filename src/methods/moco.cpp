@@ -21,8 +21,8 @@ class MoCoMethod : public ResNetMethod {
     copy_and_freeze(*key_head, *head);
     auto gen = step_generator(static_cast<uint64_t>(spec.config.train.seed) ^ 0x0DE0C0ULL);
     auto q0 = torch::randn({cfg_.proj_dim, cfg_.queue_size}, gen, torch::kFloat);
-    queue = register_buffer("queue", torch::nn::functional::normalize(
-                                         q0, torch::nn::functional::NormalizeFuncOptions().dim(0)));
+    queue = register_buffer(
+        "queue", torch::nn::functional::normalize(q0, torch::nn::functional::NormalizeFuncOptions().dim(0)));
     queue_ptr = register_buffer("queue_ptr", torch::zeros({1}, torch::kLong));
   }
 

@@ -13,7 +13,8 @@ namespace {
 torch::Tensor simsiam_loss_without_stop_grad(const torch::Tensor& p1, const torch::Tensor& p2,
                                              const torch::Tensor& z1, const torch::Tensor& z2) {
   const double eps = 1e-8;
-  return -0.5 * (torch::cosine_similarity(p1, z2, 1, eps).mean() + torch::cosine_similarity(p2, z1, 1, eps).mean());
+  return -0.5 *
+         (torch::cosine_similarity(p1, z2, 1, eps).mean() + torch::cosine_similarity(p2, z1, 1, eps).mean());
 }
 
 }  // namespace

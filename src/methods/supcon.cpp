@@ -19,19 +19,19 @@ class SupConMethod : public ResNetMethod {
       TORCH_CHECK(spec.train_size > 0, "memory bank: the training set size is unknown");
       auto gen = step_generator(static_cast<uint64_t>(spec.config.train.seed) ^ 0xBA4CULL);
       bank = register_buffer("bank", l2n(torch::randn({spec.train_size, m.proj_dim}, gen, torch::kFloat)));
-      bank_labels = register_buffer(
-          "bank_labels", spec.train_labels.defined() ? spec.train_labels.to(torch::kLong).clone()
-                                                     : torch::full({spec.train_size}, -1, torch::kLong));
+      bank_labels = register_buffer("bank_labels", spec.train_labels.defined()
+                                                       ? spec.train_labels.to(torch::kLong).clone()
+                                                       : torch::full({spec.train_size}, -1, torch::kLong));
       bank_negatives_ = m.bank_negatives;
       bank_momentum_ = m.bank_momentum;
     }
   }
 
-  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels, const torch::Tensor& indices,
-                 const StepContext& ctx) override {
+  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels,
+                 const torch::Tensor& indices, const StepContext& ctx) override {
     const int64_t B = views[0].size(0), V = static_cast<int64_t>(views.size());
     auto z = l2n(head->forward(net->features(torch::cat(views))));  // [V*B, D], view-major
-    auto feats = z.view({V, B, -1}).transpose(0, 1);                  // [B, V, D]
+    auto feats = z.view({V, B, -1}).transpose(0, 1);                // [B, V, D]
     LossTerms out;
     const char* name = supervised_ ? "supcon" : "simclr";
     if (bank.defined()) {
