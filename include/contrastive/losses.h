@@ -127,6 +127,16 @@ namespace functional {
 torch::Tensor supcon_loss(const torch::Tensor& features, const torch::Tensor& labels = {},
                           const torch::Tensor& mask = {}, const SupConLossOptions& options = {});
 
+// Memory-bank negatives (InstDisc-style) for SupCon/SimCLR. features [B,V,D] (normalised by the caller),
+// bank [M,D] (normalised stored embeddings, M ≥ 0; detached inside), labels [B] and bank_labels [M] (both or
+// neither). Candidates = the V·B in-batch views plus the M bank rows; positives of anchor i = in-batch views with
+// its label (other than itself) and bank rows with its label; with no labels only the other views of the same
+// sample are positives and every bank row is a negative. Denominator over every non-self candidate; scaled by
+// T/T_b and averaged over anchors with a positive, exactly like supcon_loss (equal to it when M = 0).
+// For SimCLR with a bank, pass the dataset indices as labels so a bank row of the same image is a positive.
+torch::Tensor supcon_with_bank(const torch::Tensor& features, const torch::Tensor& labels, const torch::Tensor& bank,
+                               const torch::Tensor& bank_labels, const SupConLossOptions& options = {});
+
 // §1. z1, z2 [B,D], the two views of the same B samples. Equals supcon_loss(stack({z1,z2},1)) with the
 // same T and T_b when the inputs are normalised.
 torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2,

@@ -56,6 +56,12 @@ DataSplits load_data(const Config& config);
 // The input normalisation of a config's dataset.
 Normalization data_normalization(const Config& config, int64_t channels);
 
+// ContrastiveCrop boxes (docs/methods.md §6) of the first `count` images of `data` (all when count <= 0):
+// the method's last-stage feature map in eval mode on the test transform, localised with `threshold`.
+// Returns float [n,4] (h0,w0,h1,w1) on the CPU; restores the method's train/eval mode.
+torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
+                            double threshold, int64_t count = 0);
+
 // A trained method restored from a checkpoint, with its data, ready for evaluation or export.
 struct LoadedModel {
   Config config;

@@ -1,6 +1,7 @@
 // Shared pieces of the ResNet-based methods (internal header).
 #pragma once
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "contrastive/methods.h"
@@ -34,6 +35,40 @@ inline double accuracy(const torch::Tensor& logits, const torch::Tensor& labels)
 // Projection head of SupCon/SimCLR/MoCo v2: Linear(d,h)-ReLU-Linear(h,out), biases, no BN (§3).
 inline MLP make_projection_mlp(int64_t in, int64_t hidden, int64_t out) {
   return MLP(MLPOptions(in, hidden > 0 ? hidden : in, out));
+}
+
+// BYOL target momentum at optimizer step `step` of `total_steps` (byol.cpp): τ0 at 0, 1 at the end.
+double byol_tau(double tau0, int64_t step, int64_t total_steps);
+
+// A CPU generator seeded for one step (StepContext::seed): randomness inside a method stays reproducible.
+inline at::Generator step_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
+
+// Momentum encoders (MoCo §4, BYOL §6): `dst` becomes an exact copy of `src` (parameters and buffers; the two
+// must have the same structure) whose parameters take no gradient, so make_optimizer skips them.
+inline void copy_and_freeze(torch::nn::Module& dst, const torch::nn::Module& src) {
+  torch::NoGradGuard no_grad;
+  auto dp = dst.parameters(), sp = src.parameters();
+  auto db = dst.buffers(), sb = src.buffers();
+  TORCH_CHECK(dp.size() == sp.size() && db.size() == sb.size(), "copy_and_freeze: module structures differ");
+  for (size_t i = 0; i < dp.size(); ++i) {
+    dp[i].copy_(sp[i]);
+    dp[i].set_requires_grad(false);
+  }
+  for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
+}
+
+// θ_target <- m·θ_target + (1−m)·θ_online over the PARAMETERS only (§4, §9.5: buffers are not averaged).
+inline void ema_parameters(torch::nn::Module& target, const torch::nn::Module& online, double m) {
+  torch::NoGradGuard no_grad;
+  auto tp = target.parameters(), op = online.parameters();
+  for (size_t i = 0; i < tp.size(); ++i) tp[i].mul_(m).add_(op[i].detach(), 1.0 - m);
+}
+
+// Copies the buffers (BN running statistics) of `src` into `dst`.
+inline void copy_buffers(torch::nn::Module& dst, const torch::nn::Module& src) {
+  torch::NoGradGuard no_grad;
+  auto db = dst.buffers(), sb = src.buffers();
+  for (size_t i = 0; i < db.size(); ++i) db[i].copy_(sb[i]);
 }
 
 }  // namespace contrastive

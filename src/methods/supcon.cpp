@@ -1,5 +1,8 @@
 // SupCon and SimCLR (docs/methods.md §1, §3): backbone + projection MLP d→d→128 + L2 normalisation; the views
 // go through one forward (BN sees every view of the batch) and the SupCon loss (labels) or SimCLR (none).
+// --negatives memory-bank (InstDisc-style): a bank [train_size, proj_dim] of normalised embeddings adds
+// `bank_negatives` seeded random rows to the candidates of every anchor (functional::supcon_with_bank); after the
+// optimizer step the batch's rows become normalize(m·old + (1−m)·mean over views of the detached features).
 #include "contrastive/losses.h"
 #include "method_base.h"
 
@@ -12,24 +15,67 @@ class SupConMethod : public ResNetMethod {
     head = register_module("head", make_projection_mlp(net->feature_dim(), m.proj_hidden, m.proj_dim));
     options_ = SupConLossOptions().temperature(m.temperature).base_temperature(m.base_temperature);
     supervised_ = m.name == "supcon";
+    if (m.negatives == "memory-bank") {
+      TORCH_CHECK(spec.train_size > 0, "memory bank: the training set size is unknown");
+      auto gen = step_generator(static_cast<uint64_t>(spec.config.train.seed) ^ 0xBA4CULL);
+      bank = register_buffer("bank", l2n(torch::randn({spec.train_size, m.proj_dim}, gen, torch::kFloat)));
+      bank_labels = register_buffer("bank_labels", spec.train_labels.defined()
+                                                       ? spec.train_labels.to(torch::kLong).clone()
+                                                       : torch::full({spec.train_size}, -1, torch::kLong));
+      bank_negatives_ = m.bank_negatives;
+      bank_momentum_ = m.bank_momentum;
+    }
   }
 
-  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels, const torch::Tensor&,
-                 const StepContext&) override {
+  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels,
+                 const torch::Tensor& indices, const StepContext& ctx) override {
     const int64_t B = views[0].size(0), V = static_cast<int64_t>(views.size());
     auto z = l2n(head->forward(net->features(torch::cat(views))));  // [V*B, D], view-major
-    auto feats = z.view({V, B, -1}).transpose(0, 1);                  // [B, V, D]
+    auto feats = z.view({V, B, -1}).transpose(0, 1);                // [B, V, D]
     LossTerms out;
-    out.terms[supervised_ ? "supcon" : "simclr"] =
-        functional::supcon_loss(feats, supervised_ ? labels : torch::Tensor(), {}, options_);
+    const char* name = supervised_ ? "supcon" : "simclr";
+    if (bank.defined()) {
+      out.terms[name] = bank_loss(feats, labels, indices, ctx);
+    } else {
+      out.terms[name] = functional::supcon_loss(feats, supervised_ ? labels : torch::Tensor(), {}, options_);
+    }
     out.stats["collapse_std"] = functional::collapse_std(z.narrow(0, 0, B)).item<double>();
     out.stats["collapse_dim"] = static_cast<double>(z.size(1));
     return out;
   }
 
+  // Memory bank: the stored rows of this step's images move towards their new embeddings.
+  void after_step(const StepContext&) override {
+    if (!pending_.defined()) return;
+    torch::NoGradGuard no_grad;
+    auto idx = pending_indices_.to(bank.device());
+    auto old = bank.index_select(0, idx);
+    bank.index_copy_(0, idx, l2n(old * bank_momentum_ + pending_.to(bank.device()) * (1.0 - bank_momentum_)));
+    pending_ = torch::Tensor();
+  }
+
   MLP head{nullptr};
+  torch::Tensor bank, bank_labels;
 
  private:
+  torch::Tensor bank_loss(const torch::Tensor& feats, const torch::Tensor& labels, const torch::Tensor& indices,
+                          const StepContext& ctx) {
+    auto gen = step_generator(ctx.seed ^ 0xBA4CULL);
+    auto rows = torch::randint(bank.size(0), {bank_negatives_}, gen, torch::kLong).to(bank.device());
+    auto stored = bank.index_select(0, rows).to(feats.dtype());
+    auto idx = indices.to(torch::kLong);
+    // SimCLR: the dataset index is the "label", so the stored row of the same image is a positive, every other
+    // row a negative; SupCon: rows with the anchor's class are positives.
+    torch::Tensor y = supervised_ ? labels : idx.to(feats.device());
+    torch::Tensor y_bank = supervised_ ? bank_labels.index_select(0, rows) : rows;
+    pending_ = feats.detach().mean(1);
+    pending_indices_ = idx;
+    return functional::supcon_with_bank(feats, y, stored, y_bank, options_);
+  }
+
+  torch::Tensor pending_, pending_indices_;
+  int64_t bank_negatives_ = 0;
+  double bank_momentum_ = 0.5;
   SupConLossOptions options_;
   bool supervised_ = true;
 };

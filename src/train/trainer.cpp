@@ -186,24 +186,23 @@ bool gradients_finite(MethodImpl& method) {
   return torch::stack(sums).isfinite().all().item<bool>();
 }
 
-// Recomputes ContrastiveCrop boxes (§6) over the training set: last-stage map of the backbone in eval mode on
-// the test transform.
+}  // namespace
+
 torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
-                            double threshold) {
+                            double threshold, int64_t count) {
   torch::NoGradGuard no_grad;
   const bool was_training = method.is_training();
   method.eval();
   std::vector<torch::Tensor> parts;
-  for (int64_t s = 0; s < data.size(); s += 512) {
-    auto idx = torch::arange(s, std::min(data.size(), s + 512), torch::kLong);
+  const int64_t n = count > 0 ? std::min(count, data.size()) : data.size();
+  for (int64_t s = 0; s < n; s += 512) {
+    auto idx = torch::arange(s, std::min(n, s + 512), torch::kLong);
     auto maps = method.feature_map(normalize_images(data.get(idx), norm, device));
     parts.push_back(localize_boxes(maps, data.height(), data.width(), threshold).to(torch::kCPU));
   }
   method.train(was_training);
   return torch::cat(parts);
 }
-
-}  // namespace
 
 TrainResult run_training(Config config, const std::string& resume_dir) {
   Position pos;

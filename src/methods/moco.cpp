@@ -1,0 +1,92 @@
+// MoCo v2 (docs/methods.md §4): query encoder = ResNet (SplitBatchNorm for single-process shuffle-BN) + v2 MLP
+// head; key encoder = a frozen copy updated by momentum; a queue [D,K] of past keys as negatives.
+//
+// Registered names: "backbone"/"head" (query encoder, so export and kNN see the usual names), "key_backbone"/
+// "key_head" (key encoder), buffers "queue" and "queue_ptr". All of them are saved in checkpoints.
+#include "contrastive/losses.h"
+#include "method_base.h"
+
+namespace contrastive {
+
+class MoCoMethod : public ResNetMethod {
+ public:
+  explicit MoCoMethod(const MethodSpec& spec)
+      : ResNetMethod("moco", spec, 0, spec.config.method.bn_splits), cfg_(spec.config.method) {
+    const int64_t d = net->feature_dim();
+    head = register_module("head", make_projection_mlp(d, d, cfg_.proj_dim));  // v2: Linear(d,d)-ReLU-Linear
+    key_net = register_module("key_backbone", make_backbone(spec.config, spec.in_channels, 0, cfg_.bn_splits));
+    key_head = register_module("key_head", make_projection_mlp(d, d, cfg_.proj_dim));
+    // θ_k starts as a copy of θ_q and never receives gradient (§4, §9.2).
+    copy_and_freeze(*key_net, *net);
+    copy_and_freeze(*key_head, *head);
+    auto gen = step_generator(static_cast<uint64_t>(spec.config.train.seed) ^ 0x0DE0C0ULL);
+    auto q0 = torch::randn({cfg_.proj_dim, cfg_.queue_size}, gen, torch::kFloat);
+    queue = register_buffer(
+        "queue", torch::nn::functional::normalize(q0, torch::nn::functional::NormalizeFuncOptions().dim(0)));
+    queue_ptr = register_buffer("queue_ptr", torch::zeros({1}, torch::kLong));
+  }
+
+  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor&, const torch::Tensor&,
+                 const StepContext& ctx) override {
+    TORCH_CHECK(views.size() == 2, "MoCo needs exactly 2 views");
+    // §4 order: 1. queries; 2. momentum update; 3. keys (shuffled); 4. logits; 5. enqueue.
+    auto q1 = query(views[0]);
+    auto q2 = cfg_.symmetric ? query(views[1]) : torch::Tensor();
+    momentum_update();
+    auto gen = step_generator(ctx.seed);
+    auto k2 = key(views[1], gen);
+    auto k1 = cfg_.symmetric ? key(views[0], gen) : torch::Tensor();
+    LossTerms out;
+    const double T = cfg_.temperature;
+    // The current keys must not be negatives of the current batch: the queue is read before the enqueue.
+    auto negatives = queue.clone().detach();
+    torch::Tensor l = functional::info_nce(q1, k2, negatives, T);
+    // §4 --symmetric: a SUM of both directions (§9.4), and 2B keys enqueued.
+    if (cfg_.symmetric) l = l + functional::info_nce(q2, k1, negatives, T);
+    out.terms["infonce"] = l;
+    enqueue(cfg_.symmetric ? torch::cat({k1, k2}) : k2);
+    out.stats["collapse_std"] = functional::collapse_std(q1).item<double>();
+    out.stats["collapse_dim"] = static_cast<double>(q1.size(1));
+    return out;
+  }
+
+  MLP head{nullptr};
+  ResNet key_net{nullptr};
+  MLP key_head{nullptr};
+  torch::Tensor queue, queue_ptr;
+
+ private:
+  torch::Tensor query(const torch::Tensor& x) { return l2n(head->forward(net->features(x))); }
+
+  // Shuffle -> key encoder -> unshuffle (§4 ShuffleBN). With SplitBatchNorm the permutation decides which
+  // samples share BN statistics, so a key cannot find its query through the batch statistics. The key
+  // encoder stays in train mode: it normalises with its own batch statistics, like the reference.
+  torch::Tensor key(const torch::Tensor& x, at::Generator& gen) {
+    torch::NoGradGuard no_grad;
+    const int64_t B = x.size(0);
+    auto perm = torch::randperm(B, gen, torch::TensorOptions().dtype(torch::kLong)).to(x.device());
+    auto k = l2n(key_head->forward(key_net->features(x.index_select(0, perm))));
+    return k.index_select(0, torch::argsort(perm));
+  }
+
+  void momentum_update() {
+    ema_parameters(*key_net, *net, cfg_.momentum_ema);
+    ema_parameters(*key_head, *head, cfg_.momentum_ema);
+  }
+
+  // Writes the keys as columns at the pointer; K is a multiple of the keys per step (validated in config).
+  void enqueue(const torch::Tensor& keys) {
+    torch::NoGradGuard no_grad;
+    const int64_t n = keys.size(0), K = queue.size(1);
+    const int64_t ptr = queue_ptr.item<int64_t>();
+    TORCH_CHECK(K % n == 0, "MoCo: queue size ", K, " is not a multiple of the ", n, " keys per step");
+    queue.narrow(1, ptr, n).copy_(keys.t().to(queue.dtype()));
+    queue_ptr.fill_((ptr + n) % K);
+  }
+
+  MethodConfig cfg_;
+};
+
+MethodPtr make_moco(const MethodSpec& spec) { return std::make_shared<MoCoMethod>(spec); }
+
+}  // namespace contrastive
