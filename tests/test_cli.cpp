@@ -94,6 +94,12 @@ TEST(CLI, TrainWritesTheRunDirectoryAndEvalReadsIt) {
   EXPECT_NEAR(j["top1"].get<double>(), metrics[1]["test_top1"].get<double>(), 1e-9);
   EXPECT_GE(j["top5"].get<double>(), j["top1"].get<double>());
 
+  // A finished run is never overwritten by a fresh one.
+  auto clash = run_cli("train --method ce --epochs 1 " + test_util::quick_flags() + " --out " + dir + "/run");
+  EXPECT_EQ(clash.status, 2) << clash.output;
+  EXPECT_NE(clash.output.find("--resume"), std::string::npos) << clash.output;
+  EXPECT_EQ(read_metrics(dir + "/run").size(), 2u);
+
   // The written config reloads and reproduces the same run.
   auto again = run_cli("train --config " + dir + "/run/config.yaml --out " + dir + "/run2");
   ASSERT_EQ(again.status, 0) << again.output;

@@ -96,7 +96,8 @@ struct TrainConfig {
   std::string device = "auto";    // auto | cpu | cuda
   std::string out;                // "" = runs/<method>-<dataset>-<timestamp>
   int64_t eval_every = 1;         // test top-1 every N epochs
-  int64_t knn_every = 1;          // kNN monitor every N epochs (0 = off)
+  int64_t knn_every = -1;         // kNN monitor every N epochs (0 = off; -1: 1 for self-supervised methods, 0
+                                  // for ce/cds, which report test accuracy)
   int64_t knn_k = 200;
   double knn_t = 0.1;
   std::string on_nan = "stop";    // stop | skip

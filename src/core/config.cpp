@@ -99,7 +99,7 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"train", "device", "device", &t.device, "auto | cpu | cuda"},
       {"train", "out", "out", &t.out, "run directory (default runs/<method>-<dataset>-<time>)"},
       {"train", "eval_every", "eval-every", &t.eval_every, "test accuracy every N epochs"},
-      {"train", "knn_every", "knn-every", &t.knn_every, "kNN monitor every N epochs (0 = off)"},
+      {"train", "knn_every", "knn-every", &t.knn_every, "kNN monitor every N epochs (0 = off; -1: method default)"},
       {"train", "knn_k", "knn-k", &t.knn_k, "kNN monitor neighbours"},
       {"train", "knn_t", "knn-t", &t.knn_t, "kNN monitor temperature"},
       {"train", "on_nan", "on-nan", &t.on_nan, "non-finite loss: stop | skip"},
@@ -281,6 +281,7 @@ void resolve_defaults(Config& c) {
     set_if(a.views, int64_t{-1}, int64_t{2});
   }
   set_if(c.model.zero_init_residual, int64_t{-1}, int64_t{0});
+  set_if(c.train.knn_every, int64_t{-1}, int64_t{m == "ce" || m == "cds" ? 0 : 1});
   set_if(me.temperature, -1.0, 0.1);
   set_if(me.base_temperature, -1.0, me.temperature);
   set_if(me.proj_dim, int64_t{-1}, int64_t{128});

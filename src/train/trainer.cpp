@@ -176,6 +176,28 @@ void save_run_checkpoint(const std::vector<std::string>& paths, const Config& co
   for (const auto& p : paths) write_checkpoint(p, archive);
 }
 
+// Rewrites metrics.jsonl keeping only the records of epochs <= `epochs` (a run killed between writing its metrics
+// and its checkpoint repeats that epoch on resume; a fresh run starts with none).
+void keep_metrics_up_to(const std::string& path, int64_t epochs) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!rec.is_discarded() && rec.contains("epoch") && rec["epoch"].get<int64_t>() <= epochs) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
+// Current resident set size in MB (from /proc/self/statm), for the memory-flatness check in metrics.
+double resident_memory_mb() {
+  std::ifstream statm("/proc/self/statm");
+  double pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return pages_resident * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
 // Returns false when some gradient is not finite.
 bool gradients_finite(MethodImpl& method) {
   torch::NoGradGuard no_grad;
@@ -240,7 +262,11 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
 
   const std::string run_dir = tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out;
   config.train.out = run_dir;
+  if (resume_dir.empty() && fs::exists(run_dir + "/last.ckpt"))
+    throw InputError(run_dir + " already holds a run (last.ckpt); continue it with --resume " + run_dir +
+                     " or choose another --out");
   fs::create_directories(run_dir);
+  keep_metrics_up_to(run_dir + "/metrics.jsonl", pos.epoch);  // drop records of epochs the checkpoint lacks
   attach_log_file(run_dir + "/train.log");
   struct LogGuard {
     ~LogGuard() { detach_log_file(); }
@@ -431,6 +457,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
                  std::to_string(measured) + " (healthy ~ 1/sqrt(d) = " + std::to_string(healthy) + ")");
     }
     rec["nan_skips"] = result.nan_skips;
+    rec["rss_mb"] = resident_memory_mb();
     rec["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rec["train_seconds"] = train_seconds;
 
