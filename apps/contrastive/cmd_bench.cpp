@@ -14,7 +14,8 @@ namespace {
 
 struct BenchFlags {
   std::string method = "simclr", arch = "resnet18", dataset = "fashion-mnist", data, device = "cpu";
-  int64_t width = 16, batch_size = 256, steps = 20, warmup = 3, threads = 0, train_subset = 0, peak_size = 2048;
+  int64_t width = 16, batch_size = 256, steps = 20, warmup = 3, threads = 0, train_subset = 0, peak_size = 2048,
+          loader_threads = 0;
   bool json = false, bf16 = false, channels_last = false;
 };
 
@@ -31,6 +32,7 @@ nlohmann::json to_json(const BenchResult& r) {
           {"views", r.views},
           {"bf16", r.bf16},
           {"channels_last", r.channels_last},
+          {"loader_threads", r.loader_threads},
           {"images_per_s", r.images_per_s},
           {"model_images_per_s", r.model_images_per_s},
           {"augment_images_per_s", r.augment_images_per_s},
@@ -74,6 +76,9 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
   cmd->add_option("--train-subset", f->train_subset, "use the first N training images (0 = all)");
   cmd->add_option("--device", f->device, "auto | cpu | cuda")->capture_default_str();
   cmd->add_option("--threads", f->threads, "intra-op threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--loader-threads", f->loader_threads,
+                  "intra-op threads of the augmentation thread (0 = LibTorch's default, as in training)")
+      ->capture_default_str();
   cmd->add_option("--peak-size", f->peak_size, "n of the n^3 float32 GEMM measuring the peak (0 = skip)")
       ->capture_default_str();
   cmd->add_flag("--bf16", f->bf16, "CPU autocast to bfloat16 in the forward (experimental)");
@@ -95,6 +100,7 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
     o.bf16 = f->bf16;
     o.channels_last = f->channels_last;
     o.peak_size = f->peak_size;
+    o.loader_threads = f->loader_threads;
     const BenchResult r = run_bench(o);
     if (f->json) std::cout << to_json(r).dump() << std::endl;
     else print_table(r);

@@ -16,12 +16,13 @@ struct BenchOptions {
   int64_t warmup = 3;     // untimed steps first (allocator, oneDNN primitive caches)
   bool bf16 = false;      // CPU autocast to bfloat16 for the forward
   bool channels_last = false;  // NHWC conv weights and inputs
+  int64_t loader_threads = 0;  // intra-op threads of the augmentation thread (0 = LibTorch's, as the trainer)
   int64_t peak_size = 2048;    // n of the n x n x n float32 GEMM that measures the peak (0 = skip)
 };
 
 struct BenchResult {
   std::string method, arch, dataset, device;
-  int64_t width = 0, batch_size = 0, steps = 0, warmup = 0, threads = 0, views = 0;
+  int64_t width = 0, batch_size = 0, steps = 0, warmup = 0, threads = 0, views = 0, loader_threads = 0;
   bool bf16 = false, channels_last = false;
   double images_per_s = 0;          // end to end: loader + background augmentation + forward/backward/step
   double model_images_per_s = 0;    // forward/backward/step on views made once
