@@ -36,6 +36,20 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& config, Me
 // parameters, are excluded from adaptation and weight decay); used before a plain SGD step.
 void lars_adapt_gradients(MethodImpl& method, double weight_decay, double trust);
 
+class Dataset;
+class ViewGenerator;
+
+// The MethodSpec of a config over its training data (shared by train, bench and load_model).
+MethodSpec method_spec(const Config& config, const Dataset& train);
+
+// The config's augmentation for images shaped like `train`, normalised with the dataset's constants.
+std::shared_ptr<ViewGenerator> make_config_view_generator(const Config& config, const Dataset& train);
+
+// Everything after backward in a training step: LARS adaptation when configured, the optimizer step, then
+// the method's after_step (momentum encoders, queues).
+void finish_step(const Config& config, MethodImpl& method, torch::optim::Optimizer& optimizer,
+                 const StepContext& ctx);
+
 // Cooperative stop (SIGINT/SIGTERM): the trainer finishes the step, checkpoints and returns.
 void request_stop();
 bool stop_requested();

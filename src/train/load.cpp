@@ -37,13 +37,7 @@ LoadedModel load_model(const std::string& checkpoint, const DataConfig* data_ove
   out.data = load_data(out.config);
   out.norm = data_normalization(out.config, out.data.train->channels());
 
-  MethodSpec spec;
-  spec.config = out.config;
-  spec.in_channels = out.data.train->channels();
-  spec.image_size = out.data.train->height();
-  spec.num_classes = out.data.train->num_classes();
-  spec.train_size = out.data.train->size();
-  spec.train_labels = out.data.train->labels();
+  MethodSpec spec = method_spec(out.config, *out.data.train);
   // The teacher is only needed to train; its checkpoint may not even be here any more.
   spec.config.method.teacher.clear();
   out.method = make_method(spec);

@@ -102,6 +102,39 @@ void lars_adapt_gradients(MethodImpl& method, double weight_decay, double trust)
   }
 }
 
+MethodSpec method_spec(const Config& config, const Dataset& train) {
+  MethodSpec spec;
+  spec.config = config;
+  spec.in_channels = train.channels();
+  spec.image_size = train.height();
+  spec.num_classes = train.num_classes();
+  spec.train_size = train.size();
+  spec.train_labels = train.labels();
+  return spec;
+}
+
+std::shared_ptr<ViewGenerator> make_config_view_generator(const Config& config, const Dataset& train) {
+  AugmentOptions aopt;
+  aopt.preset = config.augment.preset;
+  aopt.views = config.augment.views;
+  aopt.multi_crop = config.augment.multi_crop;
+  aopt.crop_scale_min = config.augment.crop_scale_min;
+  aopt.crop = config.augment.crop;
+  aopt.box_alpha = config.augment.box_alpha;
+  const Normalization norm = data_normalization(config, train.channels());
+  aopt.mean = norm.mean;
+  aopt.std = norm.std;
+  return make_view_generator(aopt, train.channels(), train.height(), train.width());
+}
+
+void finish_step(const Config& config, MethodImpl& method, torch::optim::Optimizer& optimizer,
+                 const StepContext& ctx) {
+  if (config.optim.optimizer == "lars")
+    lars_adapt_gradients(method, config.optim.weight_decay, config.optim.lars_trust);
+  optimizer.step();
+  method.after_step(ctx);
+}
+
 namespace {
 
 std::string format_duration(double seconds) {
@@ -280,31 +313,15 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   log_info("device " + device.str() + ", " + std::to_string(threads) + " intra-op threads" +
            (tc.threads == 0 ? " (all cores; --threads overrides)" : ""));
 
-  MethodSpec spec;
-  spec.config = config;
-  spec.in_channels = data.train->channels();
-  spec.image_size = data.train->height();
-  spec.num_classes = data.train->num_classes();
-  spec.train_size = data.train->size();
-  spec.train_labels = data.train->labels();
-  MethodPtr method = make_method(spec);
+  MethodPtr method = make_method(method_spec(config, *data.train));
   method->to(device);
   log_info("model: " + config.model.arch + " width " + std::to_string(config.model.width) + ", " +
            std::to_string(count_parameters(*method)) + " parameters in training (backbone " +
            std::to_string(count_parameters(*method->backbone())) + ")");
   auto optimizer = make_optimizer(config, *method);
 
-  AugmentOptions aopt;
-  aopt.preset = config.augment.preset;
-  aopt.views = config.augment.views;
-  aopt.multi_crop = config.augment.multi_crop;
-  aopt.crop_scale_min = config.augment.crop_scale_min;
-  aopt.crop = config.augment.crop;
-  aopt.box_alpha = config.augment.box_alpha;
   const Normalization norm = data_normalization(config, data.train->channels());
-  aopt.mean = norm.mean;
-  aopt.std = norm.std;
-  auto views = make_view_generator(aopt, data.train->channels(), data.train->height(), data.train->width());
+  auto views = make_config_view_generator(config, *data.train);
   log_info("augmentation: " + views->describe());
 
   if (resume_archive) {
@@ -396,10 +413,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
         throw RunError(where + "; the last good checkpoint is kept in " + run_dir +
                        " (use --on-nan skip to skip such steps)");
       }
-      if (config.optim.optimizer == "lars")
-        lars_adapt_gradients(*method, config.optim.weight_decay, config.optim.lars_trust);
-      optimizer->step();
-      method->after_step(ctx);
+      finish_step(config, *method, *optimizer, ctx);
 
       const double loss_value = total.item<double>();
       const int64_t b = batch->labels.size(0);
