@@ -14,6 +14,7 @@
 #include "contrastive/common.h"
 #include "contrastive/data.h"
 #include "contrastive/eval.h"
+#include "contrastive/export.h"
 #include "contrastive/io.h"
 #include "contrastive/train.h"
 
@@ -262,6 +263,11 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   spec.train_size = data.train->size();
   spec.train_labels = data.train->labels();
   MethodPtr method = make_method(spec);
+  if (!config.model.init_from.empty() && !resume_archive) {  // a resumed run already has its own weights
+    const InitReport init = load_state_dict(*method->backbone(), config.model.init_from);
+    log_info("initialised " + std::to_string(init.loaded) + " backbone tensors from " + config.model.init_from +
+             (init.classifier_left ? "; the file has no classifier: fc left at initialisation" : ""));
+  }
   method->to(device);
   log_info("model: " + config.model.arch + " width " + std::to_string(config.model.width) + ", " +
            std::to_string(count_parameters(*method)) + " parameters in training (backbone " +
