@@ -6,8 +6,9 @@ ResNet with the CIFAR stem (3x3 stride-1 conv1, no max-pool), parameter names ex
 `load_state_dict(..., strict=True)` checks every name and shape of the export.
 
   check      load an export, run the input, compare with the logits computed by the C++ side
-  roundtrip  load an export, change every weight and statistic, save model.state_dict() with torch.save and the
-             logits of the changed model (the C++ side loads that file with --init-from and compares)
+  roundtrip  load an export, change every weight and statistic, save dict(model.state_dict()) with torch.save
+             and the logits of the changed model (the C++ side loads that file with --init-from and compares);
+             also the OrderedDict itself, which the C++ side must refuse with a hint
 """
 import argparse
 import json
@@ -138,7 +139,9 @@ def main():
             t.mul_(1 + 0.5 * torch.rand(t.shape, generator=g))
         else:
             t.add_(0.05 * torch.randn(t.shape, generator=g))
-    torch.save(model.state_dict(), args.out_state)  # an OrderedDict with _metadata, as users will save it
+    # A plain dict: LibTorch 1.13's unpickler cannot read the OrderedDict that state_dict() returns.
+    torch.save(dict(model.state_dict()), args.out_state)
+    torch.save(model.state_dict(), args.out_state + ".ordered")
     torch.save(model(x), args.out_logits)
     print(f"saved {len(model.state_dict())} tensors to {args.out_state}")
     return 0

@@ -9,6 +9,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "contrastive/common.h"
 #include "contrastive/export.h"
 #include "contrastive/train.h"
 #include "test_util.h"
@@ -215,4 +216,10 @@ TEST(Interop, StateDictSavedByPythonInitialisesTheModel) {
                    "/run --init-from " + dir + "/py.pt");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("initialised"), std::string::npos) << r.output;
+
+  // model.state_dict() saved as is (an OrderedDict): refused with the fix, not an internal assertion.
+  auto od = run_cli("train --method ce --epochs 1 " + test_util::quick_flags() + " --out " + dir +
+                    "/run-od --init-from " + dir + "/py.pt.ordered");
+  EXPECT_EQ(od.status, 2) << od.output;
+  EXPECT_NE(od.output.find("dict(model.state_dict())"), std::string::npos) << od.output;
 }

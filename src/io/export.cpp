@@ -78,6 +78,12 @@ NamedTensors read_state_dict(const std::string& path) {
   try {
     value = torch::pickle_load(std::vector<char>(raw.begin(), raw.end()));
   } catch (const c10::Error&) {
+    // LibTorch 1.13's unpickler turns collections.OrderedDict (what model.state_dict() returns) into None, so
+    // such files cannot be read here; the records of torch.save's zip are stored uncompressed, so the class
+    // name is visible in the raw bytes and the user can be told the one-line fix.
+    if (raw.find("collections\nOrderedDict") != std::string::npos)
+      throw InputError(path + ": an OrderedDict, which LibTorch cannot unpickle; save a plain dict instead: "
+                              "torch.save(dict(model.state_dict()), path)");
     throw InputError(path + ": not a state dict saved with torch.save (cannot be unpickled)");
   } catch (const std::exception& e) {
     throw InputError(path + ": not a state dict saved with torch.save (" + e.what() + ")");

@@ -16,6 +16,7 @@
 #include "contrastive/eval.h"
 #include "contrastive/export.h"
 #include "contrastive/io.h"
+#include "contrastive/plot.h"
 #include "contrastive/train.h"
 
 namespace fs = std::filesystem;
@@ -457,6 +458,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     log_info(summary.str());
 
     append_jsonl(run_dir + "/metrics.jsonl", rec);
+    plot_run_curves_or_warn(run_dir);
     const bool improved = metric > pos.best_metric;
     pos = {epoch + 1, 0, (epoch + 1) * steps, std::max(pos.best_metric, metric), result.nan_skips};
     std::vector<std::string> paths = last_path;
