@@ -141,7 +141,7 @@ TEST(Embed, WritesNpyCsvAndTsnePicture) {
   }
   EXPECT_EQ(rows, 128);
   EXPECT_TRUE(std::filesystem::exists(dir + "/emb_tsne.npy"));
-  if (!find_gnuplot().empty()) expect_png(dir + "/tsne.png");
+  if (!find_gnuplot().empty()) expect_png(dir + "/tsne.png", 1000, 800);
 
   auto bad = run_cli("embed --checkpoint " + dir + "/run/last.ckpt --split valid --out " + dir + "/x");
   EXPECT_EQ(bad.status, 2) << bad.output;

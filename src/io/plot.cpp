@@ -51,12 +51,12 @@ struct ScratchDir {
 
 // Runs the script; the picture goes to a temp name next to `out_png` and is renamed over it on success.
 void run_gnuplot(const std::string& gnuplot, const ScratchDir& dir, const std::string& script_body,
-                 const std::string& out_png) {
+                 const std::string& out_png, const std::string& size = "1200,800") {
   const std::string tmp_png = out_png + ".tmp.png";
   const std::string script_path = (dir.path / "plot.gp").string();
   {
     std::ofstream s(script_path);
-    s << "set terminal pngcairo noenhanced size 1200,800 font ',10'\n";
+    s << "set terminal pngcairo noenhanced size " << size << " font ',10'\n";
     s << "set output " << gp_quote(tmp_png) << "\n";
     s << script_body;
     s << "unset output\n";
@@ -193,7 +193,8 @@ bool plot_runs(const std::vector<std::string>& run_dirs, const std::string& out_
   std::ostringstream s;
   s << "set datafile missing '?'\n";
   s << "set multiplot layout 2,2 title " << gp_quote(runs.size() == 1 ? runs[0].name : "training curves") << "\n";
-  s << "set grid\nset key top right box opaque\nset xlabel 'epoch'\n";
+  // The legend below each panel: inside, it would hide curves wherever they happen to run.
+  s << "set grid\nset key below horizontal box\nset xlabel 'epoch'\n";
   // A margin so that the first and last points are not drawn on the frame.
   s << "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n";
   for (const auto& panel : panels) {
@@ -276,6 +277,7 @@ bool plot_scatter(const torch::Tensor& points, const torch::Tensor& labels, cons
   s << "set datafile missing '?'\n";
   s << "set title " << gp_quote(title) << "\n";
   s << "set key outside right top box\nset size ratio -1\nunset xtics\nunset ytics\n";
+  s << "set offsets graph 0.02, graph 0.02, graph 0.02, graph 0.02\n";
   s << "plot ";
   bool first = true;
   for (int64_t c = 0; c < classes; ++c) {
@@ -287,7 +289,8 @@ bool plot_scatter(const torch::Tensor& points, const torch::Tensor& labels, cons
   }
   if (first) s << "2 notitle";
   s << "\n";
-  run_gnuplot(gnuplot, dir, s.str(), out_png);
+  // Nearly square: t-SNE axes are drawn to the same scale, and the legend sits on the right.
+  run_gnuplot(gnuplot, dir, s.str(), out_png, "1000,800");
   return true;
 }
 
