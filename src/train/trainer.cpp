@@ -14,7 +14,9 @@
 #include "contrastive/common.h"
 #include "contrastive/data.h"
 #include "contrastive/eval.h"
+#include "contrastive/export.h"
 #include "contrastive/io.h"
+#include "contrastive/plot.h"
 #include "contrastive/train.h"
 
 namespace fs = std::filesystem;
@@ -314,6 +316,11 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
            (tc.threads == 0 ? " (all cores; --threads overrides)" : ""));
 
   MethodPtr method = make_method(method_spec(config, *data.train));
+  if (!config.model.init_from.empty() && !resume_archive) {  // a resumed run already has its own weights
+    const InitReport init = load_state_dict(*method->backbone(), config.model.init_from);
+    log_info("initialised " + std::to_string(init.loaded) + " backbone tensors from " + config.model.init_from +
+             (init.classifier_left ? "; the file has no classifier: fc left at initialisation" : ""));
+  }
   method->to(device);
   log_info("model: " + config.model.arch + " width " + std::to_string(config.model.width) + ", " +
            std::to_string(count_parameters(*method)) + " parameters in training (backbone " +
@@ -492,6 +499,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     log_info(summary.str());
 
     append_jsonl(run_dir + "/metrics.jsonl", rec);
+    plot_run_curves_or_warn(run_dir);
     const bool improved = metric > pos.best_metric;
     pos = {epoch + 1, 0, (epoch + 1) * steps, std::max(pos.best_metric, metric), result.nan_skips};
     std::vector<std::string> paths = last_path;
