@@ -8,36 +8,14 @@
 
 #include "contrastive/io.h"
 #include "contrastive/train.h"
+#include "test_runs.h"
 #include "test_util.h"
 
 using namespace contrastive;
+using test_util::read_metrics;
 using test_util::run_cli;
+using test_util::same_weights;
 
-namespace {
-
-std::vector<nlohmann::json> read_metrics(const std::string& run) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
-// Every parameter and buffer of two checkpoints' models, compared bit for bit.
-bool same_weights(const std::string& a, const std::string& b) {
-  auto ma = load_model(a, nullptr, "cpu");
-  auto mb = load_model(b, nullptr, "cpu");
-  auto pa = ma.method->named_parameters(), pb = mb.method->named_parameters();
-  if (pa.size() != pb.size()) return false;
-  for (const auto& p : pa)
-    if (!p.value().equal(pb[p.key()])) return false;
-  auto ba = ma.method->named_buffers(), bb = mb.method->named_buffers();
-  for (const auto& p : ba)
-    if (!p.value().equal(bb[p.key()])) return false;
-  return true;
-}
-
-}  // namespace
 
 TEST(CLI, BadInputsGiveOneLineErrorsAndExitTwo) {
   struct Case {

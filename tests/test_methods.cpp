@@ -13,10 +13,13 @@
 #include "contrastive/train.h"
 #include "methods/amdim_encoder.h"
 #include "methods/method_base.h"
+#include "test_runs.h"
 #include "test_util.h"
 
 using namespace contrastive;
 using test_util::run_cli;
+
+using test_util::read_metrics;
 
 namespace {
 
@@ -63,13 +66,6 @@ torch::Tensor encode(ResNetImpl& net, MLPImpl& head, const torch::Tensor& x) {
   return l2n(head.forward(net.features(x)));
 }
 
-std::vector<nlohmann::json> read_metrics(const std::string& run) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(run + "/metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
 
 }  // namespace
 

@@ -13,9 +13,11 @@
 #include <thread>
 
 #include "contrastive/train.h"
+#include "test_runs.h"
 #include "test_util.h"
 
 using namespace contrastive;
+using test_util::same_weights;
 
 namespace {
 
@@ -44,17 +46,6 @@ int wait_exit(pid_t pid) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-bool same_weights(const std::string& a, const std::string& b) {
-  auto ma = load_model(a, nullptr, "cpu");
-  auto mb = load_model(b, nullptr, "cpu");
-  auto pa = ma.method->named_parameters(), pb = mb.method->named_parameters();
-  for (const auto& p : pa)
-    if (!p.value().equal(pb[p.key()])) return false;
-  auto ba = ma.method->named_buffers(), bb = mb.method->named_buffers();
-  for (const auto& p : ba)
-    if (!p.value().equal(bb[p.key()])) return false;
-  return pa.size() == pb.size() && ba.size() == bb.size();
-}
 
 std::string flags_for(const std::string& method) {
   std::string f = "train --method " + method + " --epochs 3 --seed 11 " + test_util::quick_flags() + " --knn-every 0";
