@@ -4,6 +4,7 @@
 #include <torch/types.h>
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <string>
 
@@ -46,6 +47,21 @@ inline torch::Tensor to_compute_dtype(const torch::Tensor& t) {
   require(t.is_floating_point(), "loss",
           "expected a floating-point tensor, got " + std::string(c10::toString(t.scalar_type())));
   return t;
+}
+
+// SupCon steps 6–8 (docs/methods.md §1) on ready-made logits [rows, cols]: log Σ over every non-self column
+// (masked logsumexp), mean log-probability over the positives `pos`, scaled by `scale` = T/T_b and averaged over the
+// anchors that have a positive (0 if none). torch::where (not a product with a 0/1 mask) keeps a non-finite value of
+// an excluded row (a lone sample: log 0) out of the result.
+inline torch::Tensor supcon_from_logits(const torch::Tensor& logits, const torch::Tensor& pos, const torch::Tensor& self,
+                                        double scale) {
+  auto log_denominator = at::logsumexp(logits.masked_fill(self, -std::numeric_limits<double>::infinity()), 1);
+  auto n_pos = pos.sum(1);
+  auto has_pos = n_pos > 0;
+  auto mean_log_prob_pos = (pos * logits).sum(1) / n_pos.clamp_min(1) - log_denominator;
+  auto per_anchor = -scale * mean_log_prob_pos;
+  auto kept = at::where(has_pos, per_anchor, at::zeros_like(per_anchor));
+  return kept.sum() / has_pos.sum().clamp_min(1).to(kept.scalar_type());
 }
 
 }  // namespace detail

@@ -80,17 +80,8 @@ torch::Tensor supcon_loss(const torch::Tensor& features, const torch::Tensor& la
   // Step 5: positive mask without self-contrast; anchor r is contrast column r.
   auto self = torch::eye(rows, cols, opts.dtype(torch::kBool));
   auto pos = m0.repeat({anchor_views, views}).masked_fill(self, 0);
-  // Step 6: log Σ_{k≠i} exp(logits_ik), stable.
-  auto log_denominator = torch::logsumexp(logits.masked_fill(self, -std::numeric_limits<double>::infinity()), 1);
-  // Step 7: Σ_p mask_ip·log_prob_ip / n_i = Σ_p mask_ip·logits_ip / n_i - log_denominator_i.
-  auto n_pos = pos.sum(1);
-  auto has_pos = n_pos > 0;
-  auto mean_log_prob_pos = (pos * logits).sum(1) / n_pos.clamp_min(1) - log_denominator;
-  // Step 8: scaled, averaged over the anchors that have a positive. torch::where (not a product with a 0/1
-  // mask) keeps a non-finite value of an excluded row (a lone sample: denominator log 0) out of the result.
-  auto per_anchor = -(options.temperature() / options.base_temperature()) * mean_log_prob_pos;
-  auto kept = torch::where(has_pos, per_anchor, torch::zeros_like(per_anchor));
-  return kept.sum() / has_pos.sum().clamp_min(1).to(kept.scalar_type());
+  // Steps 6–8: masked logsumexp denominator, mean over positives, T/T_b, mean over anchors with a positive.
+  return detail::supcon_from_logits(logits, pos, self, options.temperature() / options.base_temperature());
 }
 
 torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, const NTXentLossOptions& options) {

@@ -51,13 +51,7 @@ torch::Tensor supcon_with_bank(const torch::Tensor& features, const torch::Tenso
   auto self = torch::cat(
       {torch::eye(A * B, V * B, opts.dtype(torch::kBool)), torch::zeros({A * B, M}, opts.dtype(torch::kBool))}, 1);
   auto pos = torch::cat({m_batch.repeat({A, V}), m_bank.repeat({A, 1})}, 1).masked_fill(self, 0);
-  auto log_den = torch::logsumexp(logits.masked_fill(self, -std::numeric_limits<double>::infinity()), 1);
-  auto n_pos = pos.sum(1);
-  auto has_pos = n_pos > 0;
-  auto mean_log_prob_pos = (pos * logits).sum(1) / n_pos.clamp_min(1) - log_den;
-  auto per_anchor = -(options.temperature() / options.base_temperature()) * mean_log_prob_pos;
-  auto kept = torch::where(has_pos, per_anchor, torch::zeros_like(per_anchor));
-  return kept.sum() / has_pos.sum().clamp_min(1).to(kept.scalar_type());
+  return detail::supcon_from_logits(logits, pos, self, options.temperature() / options.base_temperature());
 }
 
 }  // namespace functional
