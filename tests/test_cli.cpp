@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -119,4 +120,21 @@ TEST(CLI, NonFiniteLossStopsOrSkipsAsAsked) {
   auto m = read_metrics(dir + "/skip");
   ASSERT_EQ(m.size(), 1u);
   EXPECT_EQ(m[0]["nan_skips"].get<int64_t>(), 1);
+}
+
+TEST(CLI, SemiSupervisedRunRecordsItsStratifiedLabelSplit) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const auto dir = test_util::temp_dir("cli-semi");
+  auto r = run_cli("train --method ce --epochs 1 --labeled-fraction 0.1 " + test_util::quick_flags() + " --out " + dir);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream in(dir + "/labeled_indices.txt");
+  std::vector<int64_t> ids;
+  for (int64_t i; in >> i;) ids.push_back(i);
+  // 10% of each class of the first 256 images, rounded per class: about 26 images, all distinct, in range.
+  EXPECT_GE(ids.size(), 20u);
+  EXPECT_LE(ids.size(), 32u);
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+  EXPECT_LT(ids.back(), 256);
+  EXPECT_NE(r.output.find("keep their labels"), std::string::npos);
 }

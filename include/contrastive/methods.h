@@ -63,6 +63,8 @@ class MethodImpl : public torch::nn::Module {
   virtual bool has_classifier() const { return false; }
   // Parameters whose learning rate is not scheduled (SimSiam --fix-pred-lr).
   virtual std::vector<torch::Tensor> fixed_lr_parameters() { return {}; }
+  // Semi-supervised runs: bool [train_size] mask of the images whose labels are used (undefined otherwise).
+  virtual torch::Tensor labeled_mask() const { return {}; }
 
  private:
   std::string name_;

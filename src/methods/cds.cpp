@@ -102,6 +102,7 @@ class CDSMethod : public ResNetMethod {
 
   torch::Tensor classify(const torch::Tensor& x) override { return net->forward(x); }
   bool has_classifier() const override { return true; }
+  torch::Tensor labeled_mask() const override { return labeled; }
 
   CDSHeads heads{nullptr};
   torch::Tensor labeled;

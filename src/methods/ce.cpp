@@ -37,6 +37,7 @@ class CEMethod : public ResNetMethod {
   torch::Tensor labeled;
   torch::Tensor classify(const torch::Tensor& x) override { return net->forward(x); }
   bool has_classifier() const override { return true; }
+  torch::Tensor labeled_mask() const override { return labeled; }
 
  private:
   double smoothing_;

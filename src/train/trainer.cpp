@@ -321,6 +321,14 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     log_info("initialised " + std::to_string(init.loaded) + " backbone tensors from " + config.model.init_from +
              (init.classifier_left ? "; the file has no classifier: fc left at initialisation" : ""));
   }
+  if (auto mask = method->labeled_mask(); mask.defined()) {  // the semi-supervised split, for the record
+    std::ostringstream ids;
+    auto idx = mask.nonzero().view(-1);
+    for (int64_t i = 0; i < idx.size(0); ++i) ids << idx[i].item<int64_t>() << "\n";
+    write_file_atomic(run_dir + "/labeled_indices.txt", ids.str());
+    log_info("semi-supervised: " + std::to_string(idx.size(0)) + " of " + std::to_string(mask.size(0)) +
+             " training images keep their labels (list in labeled_indices.txt)");
+  }
   method->to(device);
   log_info("model: " + config.model.arch + " width " + std::to_string(config.model.width) + ", " +
            std::to_string(count_parameters(*method)) + " parameters in training (backbone " +
