@@ -40,6 +40,13 @@ class ViewGenerator {
   // Turns ContrastiveCrop on/off (off during the box warm-up: plain RandomResizedCrop).
   virtual void use_boxes(bool on) = 0;
   virtual std::string describe() const = 0;
+  // Data-parallel runs: this process holds positions rank, rank + world, ... of every global batch (the
+  // loader's strided shards), and random parameters are drawn for the global batch and sliced, so the views
+  // of an image do not depend on the number of processes.
+  void set_shard(int64_t rank, int64_t world_size) {
+    shard_rank_ = rank;
+    shard_world_ = world_size;
+  }
   // ContrastiveCrop visualisation: the crop boxes (i, j, h, w) int64 [B,4] in pixels that operator() draws with
   // the same arguments, one tensor per view that starts with a resized crop (empty when none does).
   virtual std::vector<torch::Tensor> sample_crop_boxes(const torch::Tensor& images, const torch::Tensor& indices,
@@ -47,6 +54,9 @@ class ViewGenerator {
     (void)images, (void)indices, (void)seed;
     return {};
   }
+
+ protected:
+  int64_t shard_rank_ = 0, shard_world_ = 1;
 };
 
 // A ViewGenerator made of pipelines: an optional `shared` pipeline whose random draws are common to all views

@@ -29,6 +29,8 @@ uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0);
 // Human-readable log line to stderr (and to the run's train.log when one is attached).
 void log_info(const std::string& message);
 void log_warn(const std::string& message);
+// Data-parallel runs: ranks other than 0 print warnings (prefixed with their rank) but no information lines.
+void set_log_rank(int64_t rank);
 void attach_log_file(const std::string& path);
 void detach_log_file();
 

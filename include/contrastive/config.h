@@ -107,6 +107,15 @@ struct TrainConfig {
   bool drop_last = false;
 };
 
+// Data-parallel settings (the world size itself comes from the launcher's environment, see dist.h).
+struct DistConfig {
+  bool sync_bn = false;          // BatchNorm statistics over the global batch
+  bool no_gather = false;        // contrastive losses see only this process' batch (ablation)
+  std::string backend = "auto";  // auto | gloo | nccl
+  double timeout = 300;          // seconds: rendezvous and collectives (a dead rank ends the run by then)
+  double bucket_mb = 25;         // gradient all-reduce bucket size
+};
+
 struct Config {
   DataConfig data;
   ModelConfig model;
@@ -114,6 +123,7 @@ struct Config {
   AugmentConfig augment;
   OptimConfig optim;
   TrainConfig train;
+  DistConfig dist;
 };
 
 // One entry of the key table that drives YAML loading, flag registration and YAML writing.
@@ -135,8 +145,9 @@ std::string config_to_yaml(const Config& config);
 void config_from_yaml_string(const std::string& text, Config& config, const std::string& origin);
 
 // Fills the -1 / "" placeholders with the method's reference defaults (docs/methods.md), in one place.
-void resolve_defaults(Config& config);
+// --batch-size is per process: default learning rates scale with the global batch, batch_size * world_size.
+void resolve_defaults(Config& config, int64_t world_size = 1);
 // Range and consistency checks; throws InputError naming the key and the value.
-void validate(const Config& config);
+void validate(const Config& config, int64_t world_size = 1);
 
 }  // namespace contrastive

@@ -17,6 +17,8 @@ namespace contrastive {
 
 // BatchNorm2d that, in training with num_splits > 1, normalises interleaved sub-batches separately: split s
 // holds the samples with index n mod S == s (§4 SplitBatchNorm). Same parameter and buffer names as BN.
+// With one split, in training, and dist::sync_bn() across several processes, the statistics are those of the
+// global batch (synchronised BatchNorm, --sync-bn).
 // (Its own module rather than a BatchNorm2dImpl subclass: Debian's libtorch does not export the pieces a
 // subclass's vtable needs.)
 class SplitBatchNorm2dImpl : public torch::nn::Module {
@@ -29,6 +31,7 @@ class SplitBatchNorm2dImpl : public torch::nn::Module {
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
  private:
+  torch::Tensor sync_forward(const torch::Tensor& x);
   int64_t channels_, num_splits_;
   double momentum_, eps_;
 };

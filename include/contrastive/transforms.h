@@ -68,11 +68,25 @@ torch::Tensor randint_upto(const torch::Tensor& hi, at::Generator& gen);     // 
 
 }  // namespace aug
 
-// What a pipeline knows besides the images: ContrastiveCrop boxes float [B,4] (undefined = plain RRC).
+// What a pipeline knows besides the images: ContrastiveCrop boxes float [B,4] (undefined = plain RRC), and
+// for data-parallel runs which rows of the global batch this process holds.
 struct AugmentContext {
   torch::Tensor boxes;
   double box_alpha = 0.6;
-  AugmentContext subset(const torch::Tensor& index) const;  // rows `index` (CPU int64) of the per-sample data
+  // Sharded draws: parameters are drawn for `draw_count` samples (the global batch of all processes) and this
+  // batch takes rows `rows` (CPU int64 [B]) of every draw, so an image gets exactly the parameters that one
+  // process holding the whole batch would give it. Undefined rows: draw for the batch itself.
+  torch::Tensor rows;
+  int64_t draw_count = 0;
+  // How many samples to draw parameters for, for a batch of `local` samples.
+  int64_t count(int64_t local) const { return rows.defined() ? draw_count : local; }
+  // This batch's rows (dim 0) of parameters drawn for count() samples.
+  torch::Tensor pick(const torch::Tensor& drawn) const {
+    return rows.defined() ? drawn.index_select(0, rows.to(drawn.device())) : drawn;
+  }
+  // RandomApply: the context of the samples of this batch with local_mask[i] (bool [B]) set, given the mask
+  // `drawn` (bool [count()]) over every sample of the draw.
+  AugmentContext chosen(const torch::Tensor& local_mask, const torch::Tensor& drawn) const;
 };
 
 // One random transform. Parameters are drawn per sample from `gen`; the op runs batched on x's device.

@@ -17,14 +17,15 @@ class ColorJitter : public Transform {
   ColorJitter(double brightness, double contrast, double saturation, double hue, bool colour)
       : b_(brightness), c_(contrast), s_(saturation), h_(hue), colour_(colour) {}
 
-  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext&) const override {
-    const int64_t B = x.size(0);
+  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext& ctx) const override {
+    const int64_t B = ctx.count(x.size(0));
     const bool colour = colour_ && x.size(1) == 3;
     // Draw order: permutation, then the four factors (always drawn, so the stream does not depend on C).
-    auto order = torch::rand({B, 4}, gen, torch::kFloat64).argsort(int64_t{1});  // [B,4] op index per position
-    torch::Tensor factor[4] = {aug::uniform(B, std::max(0.0, 1 - b_), 1 + b_, gen),
-                               aug::uniform(B, std::max(0.0, 1 - c_), 1 + c_, gen),
-                               aug::uniform(B, std::max(0.0, 1 - s_), 1 + s_, gen), aug::uniform(B, -h_, h_, gen)};
+    auto order = ctx.pick(torch::rand({B, 4}, gen, torch::kFloat64).argsort(int64_t{1}));  // op per position
+    torch::Tensor factor[4] = {ctx.pick(aug::uniform(B, std::max(0.0, 1 - b_), 1 + b_, gen)),
+                               ctx.pick(aug::uniform(B, std::max(0.0, 1 - c_), 1 + c_, gen)),
+                               ctx.pick(aug::uniform(B, std::max(0.0, 1 - s_), 1 + s_, gen)),
+                               ctx.pick(aug::uniform(B, -h_, h_, gen))};
     const bool enabled[4] = {b_ > 0, c_ > 0, colour && s_ > 0, colour && h_ > 0};
 
     auto y = x;

@@ -22,14 +22,26 @@ class RandomApply : public Transform {
  public:
   RandomApply(TransformPtr t, double p) : t_(std::move(t)), p_(p) {}
   torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext& ctx) const override {
-    auto chosen = aug::bernoulli_mask(x.size(0), p_, gen).nonzero().flatten();  // CPU int64
+    auto drawn = aug::bernoulli_mask(ctx.count(x.size(0)), p_, gen);  // CPU bool over the whole draw
+    if (!drawn.any().item<bool>()) return x;
+    auto local = ctx.pick(drawn);
+    auto chosen = local.nonzero().flatten();  // CPU int64
     const int64_t n = chosen.numel();
-    if (n == 0) return x;
-    if (n == x.size(0)) return t_->apply(x, gen, ctx);
+    const auto inner = ctx.chosen(local, drawn);
+    if (n == 0) {
+      // Other processes transform some of their samples: draw the same parameters (and discard the result)
+      // so that the generator stays in step with theirs.
+      AugmentContext dummy = inner;
+      dummy.rows = torch::zeros({1}, torch::kLong);
+      dummy.boxes = torch::Tensor();
+      (void)t_->apply(x.narrow(0, 0, 1), gen, dummy);
+      return x;
+    }
+    if (n == x.size(0)) return t_->apply(x, gen, inner);
     // Transform only the chosen samples (their parameters are drawn for them alone) and scatter them back.
     auto index = chosen.to(x.device());
     auto out = x.clone();
-    out.index_copy_(0, index, t_->apply(x.index_select(0, index), gen, ctx.subset(chosen)));
+    out.index_copy_(0, index, t_->apply(x.index_select(0, index), gen, inner));
     return out;
   }
   std::string describe() const override { return "RandomApply(" + t_->describe() + ", p=" + fmt(p_) + ")"; }
@@ -44,12 +56,12 @@ class RandomCrop : public Transform {
   // size 0 keeps the input size (a random translation).
   RandomCrop(int64_t size, int64_t pad, double fill, bool reflect)
       : size_(size), pad_(pad), fill_(fill), reflect_(reflect) {}
-  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext&) const override {
-    const int64_t B = x.size(0), oh = size_ > 0 ? size_ : x.size(2), ow = size_ > 0 ? size_ : x.size(3);
+  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext& ctx) const override {
+    const int64_t B = ctx.count(x.size(0)), oh = size_ > 0 ? size_ : x.size(2), ow = size_ > 0 ? size_ : x.size(3);
     TORCH_CHECK(oh <= x.size(2) + 2 * pad_ && ow <= x.size(3) + 2 * pad_, "RandomCrop: size ", oh,
                 " exceeds the padded image");
-    auto top = aug::randint_upto(full_long(B, x.size(2) + 2 * pad_ - oh), gen);
-    auto left = aug::randint_upto(full_long(B, x.size(3) + 2 * pad_ - ow), gen);
+    auto top = ctx.pick(aug::randint_upto(full_long(B, x.size(2) + 2 * pad_ - oh), gen));
+    auto left = ctx.pick(aug::randint_upto(full_long(B, x.size(3) + 2 * pad_ - ow), gen));
     return aug::crop_padded(x, torch::stack({top, left}, 1), oh, ow, pad_, fill_, reflect_);
   }
   std::string describe() const override {
@@ -67,8 +79,8 @@ class RandomCrop : public Transform {
 class HorizontalFlip : public Transform {
  public:
   explicit HorizontalFlip(double p) : p_(p) {}
-  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext&) const override {
-    return aug::hflip(x, aug::bernoulli_mask(x.size(0), p_, gen));
+  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext& ctx) const override {
+    return aug::hflip(x, ctx.pick(aug::bernoulli_mask(ctx.count(x.size(0)), p_, gen)));
   }
   std::string describe() const override { return "HorizontalFlip(p=" + fmt(p_) + ")"; }
 
@@ -79,9 +91,9 @@ class HorizontalFlip : public Transform {
 class RandomGrayscale : public Transform {
  public:
   explicit RandomGrayscale(double p) : p_(p) {}
-  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext&) const override {
+  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext& ctx) const override {
     if (x.size(1) != 3) return x;  // grayscale already
-    auto mask = aug::bernoulli_mask(x.size(0), p_, gen).to(x.device()).view({-1, 1, 1, 1});
+    auto mask = ctx.pick(aug::bernoulli_mask(ctx.count(x.size(0)), p_, gen)).to(x.device()).view({-1, 1, 1, 1});
     return torch::where(mask, aug::rgb_to_grayscale(x, 3), x);
   }
   std::string describe() const override { return "RandomGrayscale(p=" + fmt(p_) + ")"; }
@@ -93,8 +105,8 @@ class RandomGrayscale : public Transform {
 class GaussianBlur : public Transform {
  public:
   GaussianBlur(double lo, double hi) : lo_(lo), hi_(hi) {}
-  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext&) const override {
-    auto sigma = aug::uniform(x.size(0), lo_, hi_, gen);
+  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext& ctx) const override {
+    auto sigma = ctx.pick(aug::uniform(ctx.count(x.size(0)), lo_, hi_, gen));
     return aug::gaussian_blur(x, sigma, blur_kernel_size(std::min(x.size(2), x.size(3))));
   }
   std::string describe() const override { return "GaussianBlur(sigma=[" + fmt(lo_) + "," + fmt(hi_) + "])"; }
@@ -118,11 +130,11 @@ class Solarize : public Transform {
 class Cutout : public Transform {
  public:
   Cutout(int64_t holes, int64_t side) : holes_(holes), side_(side) {}
-  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext&) const override {
-    const int64_t B = x.size(0);
+  torch::Tensor apply(const torch::Tensor& x, at::Generator& gen, const AugmentContext& ctx) const override {
+    const int64_t B = ctx.count(x.size(0));
     // Hole centres uniform over all pixels, as in DeVries & Taylor's Cutout.
-    auto y = aug::randint_upto(torch::full({B, holes_}, x.size(2) - 1, torch::kLong), gen);
-    auto c = aug::randint_upto(torch::full({B, holes_}, x.size(3) - 1, torch::kLong), gen);
+    auto y = ctx.pick(aug::randint_upto(torch::full({B, holes_}, x.size(2) - 1, torch::kLong), gen));
+    auto c = ctx.pick(aug::randint_upto(torch::full({B, holes_}, x.size(3) - 1, torch::kLong), gen));
     return aug::cutout(x, torch::stack({y, c}, 2), side_);
   }
   std::string describe() const override {
@@ -168,9 +180,16 @@ class Normalize : public Transform {
 
 }  // namespace
 
-AugmentContext AugmentContext::subset(const torch::Tensor& index) const {
+AugmentContext AugmentContext::chosen(const torch::Tensor& local_mask, const torch::Tensor& drawn) const {
   AugmentContext out = *this;
+  auto index = local_mask.nonzero().flatten();
   if (boxes.defined()) out.boxes = boxes.index_select(0, index.to(boxes.device()));
+  if (rows.defined()) {
+    // Position of every drawn sample among the chosen ones of the whole draw.
+    auto position = drawn.to(torch::kLong).cumsum(0) - 1;
+    out.rows = position.index_select(0, rows.index_select(0, index));
+    out.draw_count = drawn.sum().item<int64_t>();
+  }
   return out;
 }
 
@@ -188,9 +207,15 @@ std::string Pipeline::describe() const {
 
 torch::Tensor RandomResizedCrop::sample_boxes(int64_t batch, int64_t height, int64_t width, at::Generator& gen,
                                               const AugmentContext& ctx) const {
-  if (ctx.boxes.defined())
-    return aug::sample_contrastive_crop_boxes(ctx.boxes, height, width, cs_, ctx.box_alpha, gen);
-  return aug::sample_rrc_boxes(batch, height, width, cs_, gen);
+  if (ctx.boxes.defined()) {
+    auto boxes = ctx.boxes;
+    if (ctx.rows.defined()) {  // other processes' rows: any box, the draws do not depend on the box values
+      boxes = torch::tensor({0.0, 0.0, 1.0, 1.0}, ctx.boxes.options()).repeat({ctx.draw_count, 1});
+      boxes.index_copy_(0, ctx.rows.to(boxes.device()), ctx.boxes);
+    }
+    return ctx.pick(aug::sample_contrastive_crop_boxes(boxes, height, width, cs_, ctx.box_alpha, gen));
+  }
+  return ctx.pick(aug::sample_rrc_boxes(ctx.count(batch), height, width, cs_, gen));
 }
 
 torch::Tensor RandomResizedCrop::apply(const torch::Tensor& x, at::Generator& gen,

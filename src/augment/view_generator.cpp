@@ -35,6 +35,10 @@ void PipelineViewGenerator::set_boxes(torch::Tensor boxes) {
 AugmentContext PipelineViewGenerator::context(const torch::Tensor& indices, int64_t batch) const {
   AugmentContext ctx;
   ctx.box_alpha = box_alpha_;
+  if (shard_world_ > 1) {
+    ctx.rows = torch::arange(batch, torch::kLong) * shard_world_ + shard_rank_;
+    ctx.draw_count = batch * shard_world_;
+  }
   if (!(contrastive_crop_ && use_boxes_)) return ctx;
   if (!boxes_.defined()) {
     ctx.boxes = torch::tensor({0.0, 0.0, 1.0, 1.0}, torch::kFloat64).repeat({batch, 1});

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <atomic>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -37,6 +38,7 @@ uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
 namespace {
 std::mutex g_log_mutex;
 std::unique_ptr<std::ofstream> g_log_file;
+std::atomic<int64_t> g_log_rank{0};
 
 void write_line(const char* level, const std::string& message) {
   std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -51,8 +53,14 @@ void write_line(const char* level, const std::string& message) {
 }
 }  // namespace
 
-void log_info(const std::string& message) { write_line("", message); }
-void log_warn(const std::string& message) { write_line("warning: ", message); }
+void log_info(const std::string& message) {
+  if (g_log_rank.load() == 0) write_line("", message);
+}
+void log_warn(const std::string& message) {
+  const int64_t r = g_log_rank.load();
+  write_line(r == 0 ? "warning: " : ("warning: [rank " + std::to_string(r) + "] ").c_str(), message);
+}
+void set_log_rank(int64_t rank) { g_log_rank.store(rank); }
 
 void attach_log_file(const std::string& path) {
   std::lock_guard<std::mutex> lock(g_log_mutex);

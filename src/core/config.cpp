@@ -109,6 +109,13 @@ std::vector<ConfigKey> config_keys(Config& c) {
        "stop cleanly after N global steps, as SIGTERM does (time-boxed jobs; resume later)"},
       {"train", "log_every", "log-every", &t.log_every, "steps between progress lines when not on a terminal"},
       {"train", "drop_last", "drop-last", &t.drop_last, "drop the last short batch of each epoch"},
+      {"dist", "sync_bn", "sync-bn", &c.dist.sync_bn, "several processes: BatchNorm statistics of the global batch"},
+      {"dist", "no_gather", "no-gather", &c.dist.no_gather,
+       "several processes: contrastive losses use only the local batch as negatives (ablation)"},
+      {"dist", "backend", "dist-backend", &c.dist.backend, "several processes: auto | gloo | nccl"},
+      {"dist", "timeout", "dist-timeout", &c.dist.timeout,
+       "several processes: seconds before a missing or silent rank ends the run"},
+      {"dist", "bucket_mb", "bucket-mb", &c.dist.bucket_mb, "several processes: gradient all-reduce bucket (MB)"},
   };
 }
 
@@ -215,12 +222,12 @@ double scaled_lr(double lr_ref, int64_t ref_batch, int64_t batch) {
 
 }  // namespace
 
-void resolve_defaults(Config& c) {
+void resolve_defaults(Config& c, int64_t world_size) {
   auto& me = c.method;
   auto& o = c.optim;
   auto& a = c.augment;
   const std::string& m = me.name;
-  const int64_t bs = c.train.batch_size;
+  const int64_t bs = c.train.batch_size * std::max<int64_t>(1, world_size);  // global batch
   auto set_if = [](auto& field, auto placeholder, auto value) {
     if (field == placeholder) field = value;
   };
@@ -317,7 +324,7 @@ void require_one_of(const std::string& key, const std::string& value, const std:
 
 }  // namespace
 
-void validate(const Config& c) {
+void validate(const Config& c, int64_t world_size) {
   const auto& me = c.method;
   // First: the default learning rate is derived from the batch size.
   require(c.train.batch_size >= 1, "--batch-size", show(c.train.batch_size) + " (must be >= 1)");
@@ -392,6 +399,9 @@ void validate(const Config& c) {
             show(t.batch_size) + " (contrastive methods need at least 2 images per batch)");
   require(t.threads >= 0, "--threads", show(t.threads) + " (must be >= 0)");
   require_one_of("--device", t.device, {"auto", "cpu", "cuda"});
+  require_one_of("--dist-backend", c.dist.backend, {"auto", "gloo", "nccl"});
+  require(c.dist.timeout > 0, "--dist-timeout", show(c.dist.timeout) + " (must be > 0 seconds)");
+  require(c.dist.bucket_mb > 0, "--bucket-mb", show(c.dist.bucket_mb) + " (must be > 0)");
   require(t.eval_every >= 1, "--eval-every", show(t.eval_every) + " (must be >= 1)");
   require(t.knn_every >= 0, "--knn-every", show(t.knn_every));
   require(t.knn_k >= 1, "--knn-k", show(t.knn_k) + " (must be >= 1)");
@@ -400,7 +410,7 @@ void validate(const Config& c) {
   require(t.stop_after_steps >= 0, "--stop-after-steps", show(t.stop_after_steps));
   require(t.log_every >= 1, "--log-every", show(t.log_every));
   if (me.name == "moco") {
-    const int64_t keys_per_step = t.batch_size * (me.symmetric ? 2 : 1);
+    const int64_t keys_per_step = t.batch_size * std::max<int64_t>(1, world_size) * (me.symmetric ? 2 : 1);
     require(me.queue_size >= keys_per_step && me.queue_size % keys_per_step == 0, "--queue-size",
             show(me.queue_size) + " (must be a multiple of the keys per step, " + show(keys_per_step) + ")");
     require(t.batch_size % me.bn_splits == 0, "--bn-splits",

@@ -2,6 +2,7 @@
 // label-free SimCLR loss) on the four stage embeddings, both views through one forward (BN sees 2B images).
 // Semi-supervised: CE and SupCon on labelled images, SimCLR on unlabelled ones. Distillation: feature distance
 // to a CDS teacher's embeddings plus KD on logits. The heads are dropped at inference.
+#include "contrastive/dist.h"
 #include "contrastive/common.h"
 #include "contrastive/io.h"
 #include "contrastive/losses.h"
@@ -87,14 +88,18 @@ class CDSMethod : public ResNetMethod {
     }
     out.stats["train_top1"] = accuracy(s_logits, labels);
 
+    // Several processes: the contrastive terms are those of the global batch (CE stays per process and is
+    // averaged with the gradients).
+    auto all_labels = dist::gather_for_loss_nograd(labels);
+    auto all_lab = lab.defined() ? dist::gather_for_loss_nograd(lab.to(torch::kUInt8)).to(torch::kBool) : lab;
     std::vector<torch::Tensor> normalised;
     for (int64_t l = 0; l < 4; ++l) {
       auto e = l2n(embeddings[l]);
       normalised.push_back(e);
       const double w = cfg_.cds_lambda * cfg_.cds_weights[l];
       if (w == 0) continue;
-      auto feats = torch::stack({e.narrow(0, 0, B), e.narrow(0, B, B)}, 1);  // [B, 2, D]
-      out.terms["contrast_s" + std::to_string(l + 1)] = w * stage_contrastive(feats, labels, lab);
+      auto feats = dist::gather_for_loss(torch::stack({e.narrow(0, 0, B), e.narrow(0, B, B)}, 1));  // [B, 2, D]
+      out.terms["contrast_s" + std::to_string(l + 1)] = w * stage_contrastive(feats, all_labels, all_lab);
     }
     if (teacher_) distill(x, s_logits, normalised, B, out);
     return out;

@@ -3,6 +3,7 @@
 //
 // Registered names: "backbone"/"head" (query encoder, so export and kNN see the usual names), "key_backbone"/
 // "key_head" (key encoder), buffers "queue" and "queue_ptr". All of them are saved in checkpoints.
+#include "contrastive/dist.h"
 #include "contrastive/losses.h"
 #include "method_base.h"
 
@@ -34,8 +35,9 @@ class MoCoMethod : public ResNetMethod {
     auto q2 = cfg_.symmetric ? query(views[1]) : torch::Tensor();
     momentum_update();
     auto gen = step_generator(ctx.seed);
-    auto k2 = key(views[1], gen);
-    auto k1 = cfg_.symmetric ? key(views[0], gen) : torch::Tensor();
+    torch::Tensor k2_all, k1_all;
+    auto k2 = key(views[1], gen, k2_all);
+    auto k1 = cfg_.symmetric ? key(views[0], gen, k1_all) : torch::Tensor();
     LossTerms out;
     const double T = cfg_.temperature;
     // The current keys must not be negatives of the current batch: the queue is read before the enqueue.
@@ -44,7 +46,7 @@ class MoCoMethod : public ResNetMethod {
     // §4 --symmetric: a SUM of both directions (§9.4), and 2B keys enqueued.
     if (cfg_.symmetric) l = l + functional::info_nce(q2, k1, negatives, T);
     out.terms["infonce"] = l;
-    enqueue(cfg_.symmetric ? torch::cat({k1, k2}) : k2);
+    enqueue(cfg_.symmetric ? torch::cat({k1_all, k2_all}) : k2_all);  // keys of every rank
     out.stats["collapse_std"] = functional::collapse_std(q1).item<double>();
     out.stats["collapse_dim"] = static_cast<double>(q1.size(1));
     return out;
@@ -61,12 +63,25 @@ class MoCoMethod : public ResNetMethod {
   // Shuffle -> key encoder -> unshuffle (§4 ShuffleBN). With SplitBatchNorm the permutation decides which
   // samples share BN statistics, so a key cannot find its query through the batch statistics. The key
   // encoder stays in train mode: it normalises with its own batch statistics, like the reference.
-  torch::Tensor key(const torch::Tensor& x, at::Generator& gen) {
+  // Several processes (the reference's shuffle-BN): the key inputs of all ranks are gathered and shuffled
+  // with a permutation common to all ranks (the step seed), each rank encodes its share, the keys are gathered
+  // and unshuffled. Returns this rank's keys; `all` receives the keys of the global batch (for the queue).
+  torch::Tensor key(const torch::Tensor& x, at::Generator& gen, torch::Tensor& all) {
     torch::NoGradGuard no_grad;
     const int64_t B = x.size(0);
-    auto perm = torch::randperm(B, gen, torch::TensorOptions().dtype(torch::kLong)).to(x.device());
-    auto k = l2n(key_head->forward(key_net->features(x.index_select(0, perm))));
-    return k.index_select(0, torch::argsort(perm));
+    if (!dist::active()) {
+      auto perm = torch::randperm(B, gen, torch::TensorOptions().dtype(torch::kLong)).to(x.device());
+      auto k = l2n(key_head->forward(key_net->features(x.index_select(0, perm))));
+      all = k.index_select(0, torch::argsort(perm));
+      return all;
+    }
+    auto x_all = dist::all_gather(x);
+    const int64_t n = x_all.size(0);
+    auto perm = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kLong)).to(x.device());
+    auto mine = perm.narrow(0, dist::rank() * B, B);
+    auto k = l2n(key_head->forward(key_net->features(x_all.index_select(0, mine))));
+    all = dist::all_gather(k).index_select(0, torch::argsort(perm));
+    return all.narrow(0, dist::rank() * B, B);
   }
 
   void momentum_update() {

@@ -3,6 +3,7 @@
 // --negatives memory-bank (InstDisc-style): a bank [train_size, proj_dim] of normalised embeddings adds
 // `bank_negatives` seeded random rows to the candidates of every anchor (functional::supcon_with_bank); after the
 // optimizer step the batch's rows become normalize(m·old + (1−m)·mean over views of the detached features).
+#include "contrastive/dist.h"
 #include "contrastive/losses.h"
 #include "method_base.h"
 
@@ -34,10 +35,15 @@ class SupConMethod : public ResNetMethod {
     auto feats = z.view({V, B, -1}).transpose(0, 1);                // [B, V, D]
     LossTerms out;
     const char* name = supervised_ ? "supcon" : "simclr";
+    // Several processes: the loss is that of the global batch (every rank's embeddings, with gradient).
+    auto all_feats = dist::gather_for_loss(feats);
+    auto all_labels = dist::gather_for_loss_nograd(labels);
     if (bank.defined()) {
-      out.terms[name] = bank_loss(feats, labels, indices, ctx);
+      out.terms[name] = bank_loss(all_feats, all_labels, dist::gather_for_loss_nograd(indices.to(labels.device())),
+                                  ctx);
     } else {
-      out.terms[name] = functional::supcon_loss(feats, supervised_ ? labels : torch::Tensor(), {}, options_);
+      out.terms[name] =
+          functional::supcon_loss(all_feats, supervised_ ? all_labels : torch::Tensor(), {}, options_);
     }
     out.stats["collapse_std"] = functional::collapse_std(z.narrow(0, 0, B)).item<double>();
     out.stats["collapse_dim"] = static_cast<double>(z.size(1));

@@ -1,6 +1,7 @@
 #include <torch/torch.h>
 
 #include "contrastive/common.h"
+#include "contrastive/dist.h"
 #include "contrastive/models.h"
 
 namespace contrastive {
@@ -22,7 +23,36 @@ void SplitBatchNorm2dImpl::reset_affine() {
   bias.zero_();
 }
 
+// Synchronised BatchNorm (--sync-bn, several processes): every rank computes the count, mean and centred sum
+// of squares of its batch (two passes, as precise as BN's own), the ranks' statistics are gathered with
+// gradient (the backward adds the gradients of all ranks) and combined exactly (Chan et al.'s parallel
+// variance), so the statistics and their gradients are those of the global batch.
+torch::Tensor SplitBatchNorm2dImpl::sync_forward(const torch::Tensor& x) {
+  const int64_t c = x.size(1);
+  auto xf = x.to(torch::kFloat);
+  auto m = xf.mean({0, 2, 3});
+  auto m2 = (xf - m.view({1, c, 1, 1})).square().sum({0, 2, 3});
+  auto n = torch::full({1}, static_cast<double>(x.numel() / c), xf.options());
+  auto all = dist::all_gather_with_grad(torch::cat({m, m2, n}).unsqueeze(0));  // [W, 2C+1]
+  auto counts = all.narrow(1, 2 * c, 1).detach();                              // [W, 1]
+  auto total = counts.sum();
+  auto means = all.narrow(1, 0, c);
+  auto mean = (means * counts).sum(0) / total;
+  auto var = (all.narrow(1, c, c).sum(0) + (counts * (means - mean).square()).sum(0)) / total;  // biased
+  {
+    torch::NoGradGuard no_grad;
+    const double nn = total.item<double>();
+    running_mean.mul_(1 - momentum_).add_(mean.detach(), momentum_);
+    running_var.mul_(1 - momentum_).add_(var.detach() * (nn / std::max(1.0, nn - 1)), momentum_);
+    num_batches_tracked.add_(1);
+  }
+  auto scale = weight * torch::rsqrt(var + eps_);
+  auto shift = bias - mean * scale;
+  return (xf * scale.view({1, c, 1, 1}) + shift.view({1, c, 1, 1})).to(x.scalar_type());
+}
+
 torch::Tensor SplitBatchNorm2dImpl::forward(const torch::Tensor& x) {
+  if (is_training() && num_splits_ <= 1 && dist::sync_bn() && dist::active()) return sync_forward(x);
   if (!is_training() || num_splits_ <= 1) {
     if (is_training()) {
       torch::NoGradGuard no_grad;

@@ -13,6 +13,7 @@
 #include "contrastive/augment.h"
 #include "contrastive/common.h"
 #include "contrastive/data.h"
+#include "contrastive/dist.h"
 #include "contrastive/eval.h"
 #include "contrastive/export.h"
 #include "contrastive/io.h"
@@ -149,12 +150,18 @@ std::string format_duration(double seconds) {
 // Progress on a terminal (a bar with rate and ETA, redrawn in place) or plain periodic lines otherwise.
 class Progress {
  public:
-  Progress(int64_t epoch, int64_t epochs, int64_t steps, int64_t log_every)
-      : epoch_(epoch), epochs_(epochs), steps_(steps), log_every_(log_every), tty_(isatty(STDERR_FILENO)) {
+  Progress(int64_t epoch, int64_t epochs, int64_t steps, int64_t log_every, bool quiet = false)
+      : epoch_(epoch),
+        epochs_(epochs),
+        steps_(steps),
+        log_every_(log_every),
+        tty_(isatty(STDERR_FILENO)),
+        quiet_(quiet) {
     start_ = std::chrono::steady_clock::now();
   }
   void update(int64_t step, int64_t images, double loss) {
     images_ += images;
+    if (quiet_) return;
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const double rate = el > 0 ? images_ / el : 0;
     const double eta = step > 0 ? el / (step + 1 - first_) * (steps_ - step - 1) : 0;
@@ -175,12 +182,12 @@ class Progress {
   }
   void set_first(int64_t first) { first_ = first; }
   void finish() {
-    if (tty_) std::cerr << "\n";
+    if (tty_ && !quiet_) std::cerr << "\n";
   }
 
  private:
   int64_t epoch_, epochs_, steps_, log_every_, first_ = 0;
-  bool tty_;
+  bool tty_, quiet_;
   double images_ = 0;
   std::chrono::steady_clock::time_point start_;
 };
@@ -193,6 +200,36 @@ struct Position {
   double best_metric = -1;
   int64_t nan_skips = 0;
 };
+
+// Data-parallel helpers: with one process they are the plain functions.
+
+// Test top-1/top-5 with each rank evaluating every world_size-th image, the counts added over ranks.
+TopK evaluate_classifier_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data, const Normalization& norm,
+                                 torch::Device device) {
+  if (!dist::active()) return evaluate_classifier(method, *data, norm, device);
+  auto shard = take_indices(data, torch::arange(dist::rank(), data->size(), dist::world_size(), torch::kLong));
+  TopK local = shard->size() > 0 ? evaluate_classifier(method, *shard, norm, device) : TopK{};
+  auto sums = dist::all_reduce_sum(torch::tensor(
+      {local.top1 * local.count, local.top5 * local.count, static_cast<double>(local.count)}, torch::kDouble));
+  TopK out;
+  out.count = static_cast<int64_t>(sums[2].item<double>());
+  out.top1 = out.count ? sums[0].item<double>() / out.count : 0;
+  out.top5 = out.count ? sums[1].item<double>() / out.count : 0;
+  return out;
+}
+
+// Features of a whole dataset, each rank extracting every world_size-th image; every rank gets all of them
+// in dataset order.
+torch::Tensor extract_features_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data,
+                                       const Normalization& norm, torch::Device device) {
+  if (!dist::active()) return extract_features(method, *data, norm, device);
+  const int64_t n = data->size(), w = dist::world_size(), per = (n + w - 1) / w;
+  // Equal shards (all_gather needs equal shapes): positions past the end repeat the last image, then are cut.
+  auto idx = (torch::arange(per, torch::kLong) * w + dist::rank()).clamp_max(n - 1);
+  auto local = extract_features(method, *take_indices(data, idx), norm, device).contiguous();
+  auto all = dist::all_gather(local);  // [w*per, D], rank blocks
+  return all.view({w, per, -1}).transpose(0, 1).reshape({w * per, -1}).narrow(0, 0, n).contiguous();
+}
 
 void save_run_checkpoint(const std::vector<std::string>& paths, const Config& config, MethodImpl& method,
                          torch::optim::Optimizer& optimizer, const Position& pos, const torch::Tensor& boxes) {
@@ -207,6 +244,7 @@ void save_run_checkpoint(const std::vector<std::string>& paths, const Config& co
   archive_put(archive, "global_step", pos.global_step);
   archive_put(archive, "best_metric", pos.best_metric);
   archive_put(archive, "nan_skips", pos.nan_skips);
+  archive_put(archive, "world_size", dist::world_size());
   if (boxes.defined()) archive.write("boxes", boxes, /*is_buffer=*/true);
   for (const auto& p : paths) write_checkpoint(p, archive);
 }
@@ -262,6 +300,13 @@ torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Norma
 }
 
 TrainResult run_training(Config config, const std::string& resume_dir) {
+  const DistEnv denv = read_dist_env();
+  const int64_t world = denv.world_size;
+  const bool lead = denv.rank == 0;  // only rank 0 writes files and information lines
+  set_log_rank(denv.rank);
+  struct DistGuard {
+    ~DistGuard() { dist::shutdown(); }
+  } dist_guard;
   Position pos;
   std::unique_ptr<torch::serialize::InputArchive> resume_archive;
   if (!resume_dir.empty()) {
@@ -284,29 +329,51 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     pos.global_step = archive_get_int(*resume_archive, "global_step");
     pos.best_metric = archive_get_double(*resume_archive, "best_metric");
     pos.nan_skips = archive_get_int(*resume_archive, "nan_skips");
+    c10::IValue saved_world;
+    const int64_t was = resume_archive->try_read("world_size", saved_world) && saved_world.isInt()
+                            ? saved_world.toInt()
+                            : 1;
+    if (was != world)
+      throw InputError(ckpt + ": written by a run of " + std::to_string(was) + " process(es); resume it with " +
+                       std::to_string(was) + " (the data order and the batch per process depend on it), not " +
+                       std::to_string(world));
   }
-  resolve_defaults(config);
-  validate(config);
+  resolve_defaults(config, world);
+  validate(config, world);
   const auto& tc = config.train;
 
   const torch::Device device = resolve_device(tc.device);
   const int threads = configure_threads(static_cast<int>(tc.threads));
   torch::manual_seed(static_cast<uint64_t>(tc.seed));
+  if (world > 1) {
+    DistOptions dopt;
+    dopt.backend = config.dist.backend;
+    dopt.timeout_s = config.dist.timeout;
+    dopt.bucket_mb = config.dist.bucket_mb;
+    dist::init(denv, dopt, device);
+  }
+  dist::set_sync_bn(config.dist.sync_bn);
+  dist::set_gather_negatives(!config.dist.no_gather);
 
   DataSplits data = load_data(config);
 
-  const std::string run_dir = tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out;
+  // Rank 0 names the run directory (the default one has a time stamp) and is the only one to write in it.
+  const std::string run_dir = dist::broadcast_string(
+      tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out);
   config.train.out = run_dir;
   if (resume_dir.empty() && fs::exists(run_dir + "/last.ckpt"))
     throw InputError(run_dir + " already holds a run (last.ckpt); continue it with --resume " + run_dir +
                      " or choose another --out");
-  fs::create_directories(run_dir);
-  keep_metrics_up_to(run_dir + "/metrics.jsonl", pos.epoch);  // drop records of epochs the checkpoint lacks
-  attach_log_file(run_dir + "/train.log");
+  dist::barrier();  // every rank has checked the directory before rank 0 writes into it
   struct LogGuard {
     ~LogGuard() { detach_log_file(); }
   } log_guard;
-  write_file_atomic(run_dir + "/config.yaml", config_to_yaml(config));
+  if (lead) {
+    fs::create_directories(run_dir);
+    keep_metrics_up_to(run_dir + "/metrics.jsonl", pos.epoch);  // drop records of epochs the checkpoint lacks
+    attach_log_file(run_dir + "/train.log");
+    write_file_atomic(run_dir + "/config.yaml", config_to_yaml(config));
+  }
 
   log_info("contrastive train: method " + config.method.name + ", dataset " + config.data.dataset + " (" +
            std::to_string(data.train->size()) + " train / " + std::to_string(data.test->size()) + " test, " +
@@ -314,6 +381,14 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
            std::to_string(data.train->width()) + "), run directory " + run_dir);
   log_info("device " + device.str() + ", " + std::to_string(threads) + " intra-op threads" +
            (tc.threads == 0 ? " (all cores; --threads overrides)" : ""));
+  if (dist::active()) {
+    log_info("distributed: world size " + std::to_string(world) + ", backend " + dist::backend_name() +
+             ", launched by " + denv.source + ", rendezvous " + denv.master_addr + ":" +
+             std::to_string(denv.master_port) + "; batch " + std::to_string(tc.batch_size) +
+             " per process, global batch " + std::to_string(tc.batch_size * world) +
+             (config.dist.sync_bn ? ", synchronised BatchNorm" : ", BatchNorm per process") +
+             (config.dist.no_gather ? ", negatives from the local batch only" : ", negatives gathered from all ranks"));
+  }
 
   MethodPtr method = make_method(method_spec(config, *data.train));
   if (!config.model.init_from.empty() && !resume_archive) {  // a resumed run already has its own weights
@@ -321,7 +396,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     log_info("initialised " + std::to_string(init.loaded) + " backbone tensors from " + config.model.init_from +
              (init.classifier_left ? "; the file has no classifier: fc left at initialisation" : ""));
   }
-  if (auto mask = method->labeled_mask(); mask.defined()) {  // the semi-supervised split, for the record
+  if (auto mask = method->labeled_mask(); mask.defined() && lead) {  // the semi-supervised split, for the record
     std::ostringstream ids;
     auto idx = mask.nonzero().view(-1);
     for (int64_t i = 0; i < idx.size(0); ++i) ids << idx[i].item<int64_t>() << "\n";
@@ -354,12 +429,20 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     log_info("resumed from " + resume_dir + "/last.ckpt at epoch " + std::to_string(pos.epoch + 1) + ", step " +
              std::to_string(pos.step));
   }
+  // Every rank starts from rank 0's weights and buffers (identical by seeding already; this makes it a fact).
+  dist::broadcast_module(*method);
+  views->set_shard(dist::rank(), dist::world_size());
+  std::vector<torch::Tensor> trained_params;
+  for (auto& p : method->parameters())
+    if (p.requires_grad()) trained_params.push_back(p);
 
   LoaderOptions lopt;
   lopt.batch_size = tc.batch_size;
   lopt.shuffle = true;
   lopt.drop_last = tc.drop_last;
   lopt.seed = static_cast<uint64_t>(tc.seed);
+  lopt.rank = dist::rank();
+  lopt.world_size = dist::world_size();
   const uint64_t seed = static_cast<uint64_t>(tc.seed);
   Loader loader(data.train, lopt, [&, seed](Batch& b) {
     b.views = (*views)(b.images, b.indices, mix_seed(seed, b.epoch, b.step, 0xA06), device);
@@ -379,7 +462,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     const int64_t first = epoch == pos.epoch ? pos.step : 0;
     loader.start_epoch(epoch, first);
     method->train();
-    Progress progress(epoch, tc.epochs, steps, tc.log_every);
+    Progress progress(epoch, tc.epochs, steps, tc.log_every, !lead);
     progress.set_first(first);
     double loss_sum = 0, last_lr = config.optim.lr;
     int64_t counted = 0, images = 0;
@@ -411,8 +494,17 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
         bad = "loss";
         for (const auto& [name, term] : out.terms)
           if (!term.isfinite().all().item<bool>()) bad = "loss term '" + name + "'";
-      } else {
+      }
+      bool stop_now = stop_requested();
+      if (dist::active()) {  // all ranks take the same decision: skip/stop together, or none does
+        auto flags = dist::all_reduce_sum(torch::tensor({bad.empty() ? 0.0 : 1.0, stop_now ? 1.0 : 0.0}));
+        if (bad.empty() && flags[0].item<double>() > 0) bad = "loss on another rank";
+        if (!bad.empty() && dist::rank() != 0) bad += " (rank " + std::to_string(dist::rank()) + ")";
+        stop_now = flags[1].item<double>() > 0;
+      }
+      if (bad.empty()) {
         total.backward();
+        dist::all_reduce_gradients(trained_params);
         if (!gradients_finite(*method)) bad = "gradient";
       }
       if (!bad.empty()) {
@@ -437,12 +529,12 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       images += b;
       for (const auto& [name, term] : out.terms) term_sums[name] += term.item<double>() * b;
       for (const auto& [name, v] : out.stats) stat_sums[name] += v * b;
-      progress.update(batch->step, b, loss_value);
+      progress.update(batch->step, b * world, loss_value);
 
-      if (stop_requested() || (tc.stop_after_steps > 0 && ctx.global_step + 1 == tc.stop_after_steps)) {
+      if (stop_now || (tc.stop_after_steps > 0 && ctx.global_step + 1 == tc.stop_after_steps)) {
         progress.finish();
         pos = {epoch, batch->step + 1, ctx.global_step + 1, pos.best_metric, result.nan_skips};
-        save_run_checkpoint(last_path, config, *method, *optimizer, pos, views->boxes());
+        if (lead) save_run_checkpoint(last_path, config, *method, *optimizer, pos, views->boxes());
         log_info("stopped by signal after epoch " + std::to_string(epoch + 1) + " step " +
                  std::to_string(batch->step) + "; checkpoint written to " + run_dir + "/last.ckpt");
         result.interrupted = true;
@@ -452,6 +544,19 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     }
     progress.finish();
     const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dist::active()) {  // epoch averages over the global batch
+      std::vector<double> sums{loss_sum, static_cast<double>(counted), static_cast<double>(images)};
+      for (const auto& [name, v] : term_sums) sums.push_back(v);
+      for (const auto& [name, v] : stat_sums) sums.push_back(v);
+      auto total = dist::all_reduce_sum(torch::tensor(sums, torch::kDouble));
+      auto at = [&](size_t i) { return total[static_cast<int64_t>(i)].item<double>(); };
+      size_t i = 0;
+      loss_sum = at(i++);
+      counted = static_cast<int64_t>(at(i++));
+      images = static_cast<int64_t>(at(i++));
+      for (auto& [name, v] : term_sums) v = at(i++);
+      for (auto& [name, v] : stat_sums) v = at(i++);
+    }
 
     nlohmann::json rec;
     rec["epoch"] = epoch + 1;
@@ -462,7 +567,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     rec["images_per_s"] = train_seconds > 0 ? images / train_seconds : 0.0;
     double metric = -rec["loss"].get<double>();
     if (method->has_classifier() && ((epoch + 1) % tc.eval_every == 0 || epoch + 1 == tc.epochs)) {
-      TopK top = evaluate_classifier(*method, *data.test, norm, device);
+      TopK top = evaluate_classifier_sharded(*method, data.test, norm, device);
       rec["test_top1"] = top.top1;
       rec["test_top5"] = top.top5;
       result.last_test_top1 = top.top1;
@@ -470,8 +575,8 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       metric = top.top1;
     }
     if (tc.knn_every > 0 && ((epoch + 1) % tc.knn_every == 0 || epoch + 1 == tc.epochs)) {
-      auto bank = extract_features(*method, *data.train, norm, device);
-      auto query = extract_features(*method, *data.test, norm, device);
+      auto bank = extract_features_sharded(*method, data.train, norm, device);
+      auto query = extract_features_sharded(*method, data.test, norm, device);
       const double knn = knn_top1(bank, data.train->labels(), query, data.test->labels(),
                                   data.train->num_classes(), tc.knn_k, tc.knn_t);
       rec["knn_top1"] = knn;
@@ -506,15 +611,19 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
             << std::setprecision(1) << rec["seconds"].get<double>() << " s";
     log_info(summary.str());
 
-    append_jsonl(run_dir + "/metrics.jsonl", rec);
-    plot_run_curves_or_warn(run_dir);
+    if (lead) {
+      append_jsonl(run_dir + "/metrics.jsonl", rec);
+      plot_run_curves_or_warn(run_dir);
+    }
     const bool improved = metric > pos.best_metric;
     pos = {epoch + 1, 0, (epoch + 1) * steps, std::max(pos.best_metric, metric), result.nan_skips};
     std::vector<std::string> paths = last_path;
     if (improved) paths.push_back(run_dir + "/best.ckpt");
-    save_run_checkpoint(paths, config, *method, *optimizer, pos, views->boxes());
+    if (lead) save_run_checkpoint(paths, config, *method, *optimizer, pos, views->boxes());
     result.epochs_done = epoch + 1;
-    if (stop_requested()) {
+    bool stop_end = stop_requested();
+    if (dist::active()) stop_end = dist::all_reduce_sum(torch::tensor({stop_end ? 1.0 : 0.0}))[0].item<double>() > 0;
+    if (stop_end) {
       result.interrupted = true;
       return result;
     }
