@@ -61,9 +61,10 @@ double max_weight_difference(const std::string& a, const std::string& b) {
 }
 
 // Flags of the equivalence runs: a few SGD steps on a slice of Fashion-MNIST, one thread per process.
-std::string step_flags(const std::string& method, int64_t batch, int64_t stop_after = 3, int64_t subset = 512) {
+std::string step_flags(const std::string& method, int64_t batch, int64_t stop_after = 3, int64_t subset = 512,
+                       int64_t test_subset = 64) {
   return "train --method " + method + " --dataset fashion-mnist --train-subset " + std::to_string(subset) +
-         " --test-subset 64 --width 8 --epochs 1 --knn-every 0 --threads 1 --seed 3 --batch-size " +
+         " --test-subset " + std::to_string(test_subset) + " --width 8 --epochs 1 --knn-every 0 --threads 1 --seed 3 --batch-size " +
          std::to_string(batch) + (stop_after > 0 ? " --stop-after-steps " + std::to_string(stop_after) : "");
 }
 
@@ -239,6 +240,26 @@ TEST(DistRuns, MoCoAndCdsTrainWithTwoProcesses) {
   EXPECT_EQ(buffers["queue_ptr"].item<int64_t>(), 3 * 64 % 256);  // 3 steps x 64 global keys
   auto cds = run_cli("launch -n 2 -- " + step_flags("cds", 32) + " --sync-bn --out " + dir + "/cds");
   ASSERT_EQ(cds.status, 130) << cds.output;
+  std::filesystem::remove_all(dir);
+}
+
+// kNN and test accuracy of a checkpoint with 2 processes (sharded forward passes, combined) equal 1 process.
+TEST(DistRuns, ShardedEvaluationEqualsOneProcess) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const std::string dir = temp_dir("dist-eval");
+  auto run = run_cli(step_flags("ce", 64, 2, 512, 101) + " --out " + dir + "/r");
+  ASSERT_EQ(run.status, 130) << run.output;
+  const std::string ck = " --checkpoint " + dir + "/r/last.ckpt --threads 1 --json";
+  auto knn1 = run_cli("knn" + ck), knn2 = run_cli("launch -n 2 -- knn" + ck);
+  auto ev1 = run_cli("eval" + ck), ev2 = run_cli("launch -n 2 -- eval" + ck);
+  ASSERT_EQ(knn2.status, 0) << knn2.output;
+  ASSERT_EQ(ev2.status, 0) << ev2.output;
+  auto last_json = [](const std::string& out) {
+    return nlohmann::json::parse(out.substr(out.rfind("{\"")));
+  };
+  EXPECT_NEAR(last_json(knn1.output)["top1"].get<double>(), last_json(knn2.output)["top1"].get<double>(), 1e-12);
+  EXPECT_NEAR(last_json(ev1.output)["top1"].get<double>(), last_json(ev2.output)["top1"].get<double>(), 1e-12);
+  EXPECT_EQ(last_json(ev2.output)["count"].get<int64_t>(), 101);
   std::filesystem::remove_all(dir);
 }
 

@@ -10,6 +10,7 @@
 
 #include "contrastive/common.h"
 #include "contrastive/config.h"
+#include "contrastive/dist.h"
 #include "contrastive/eval.h"
 #include "contrastive/train.h"
 #include "commands.h"
@@ -151,6 +152,14 @@ int main(int argc, char** argv) {
       if (*cmd) return run();
 
     configure_threads(static_cast<int>(threads));
+    // eval / knn / linear under `contrastive launch` or torchrun: the forward passes are sharded over the
+    // processes and rank 0 prints the result.
+    const DistEnv denv = read_dist_env();
+    if (denv.world_size > 1) {
+      dist::init(denv, DistOptions{}, resolve_device(device));
+      set_log_rank(denv.rank);
+    }
+    const bool lead = denv.rank == 0;
     DataConfig override_data;
     if (!dataset.empty()) {
       override_data.dataset = dataset;
@@ -162,7 +171,8 @@ int main(int argc, char** argv) {
       if (!m.method->has_classifier())
         throw InputError(checkpoint + ": method '" + m.config.method.name +
                          "' has no classifier; use `contrastive knn` or `contrastive linear`");
-      TopK top = evaluate_classifier(*m.method, *m.data.test, m.norm, m.device, eval_batch);
+      TopK top = evaluate_classifier_sharded(*m.method, m.data.test, m.norm, m.device, eval_batch);
+      if (!lead) return 0;
       if (json) {
         print_json({{"top1", top.top1}, {"top5", top.top5}, {"count", top.count}, {"method", m.config.method.name}});
       } else {
@@ -170,8 +180,9 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    auto train_f = extract_features(*m.method, *m.data.train, m.norm, m.device, eval_batch);
-    auto test_f = extract_features(*m.method, *m.data.test, m.norm, m.device, eval_batch);
+    auto train_f = extract_features_sharded(*m.method, m.data.train, m.norm, m.device, eval_batch);
+    auto test_f = extract_features_sharded(*m.method, m.data.test, m.norm, m.device, eval_batch);
+    if (!lead) return 0;  // the kNN vote and the probe on cached features are cheap: rank 0 does them
     if (*knn) {
       if (knn_k < 1 || knn_t <= 0) throw InputError("invalid --k/--t: k must be >= 1 and t > 0");
       const double acc = knn_top1(train_f, m.data.train->labels(), test_f, m.data.test->labels(),

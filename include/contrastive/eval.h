@@ -4,6 +4,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "contrastive/data.h"
@@ -30,6 +31,13 @@ TopK evaluate_classifier(MethodImpl& method, const Dataset& data, const Normaliz
 // Pre-head backbone features [N, D] (float, CPU) of a whole dataset with the test transform, eval mode.
 torch::Tensor extract_features(MethodImpl& method, const Dataset& data, const Normalization& norm,
                                torch::Device device, int64_t batch_size = 512);
+
+// Several processes (dist.h): each rank evaluates every world_size-th image and the results are combined
+// (counts added; features gathered back into dataset order on every rank). One process: the functions above.
+TopK evaluate_classifier_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data, const Normalization& norm,
+                                 torch::Device device, int64_t batch_size = 512);
+torch::Tensor extract_features_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data,
+                                       const Normalization& norm, torch::Device device, int64_t batch_size = 512);
 
 // Weighted kNN (§8): cosine similarity to the bank, top-k neighbours weighted exp(sim / t), class vote.
 double knn_top1(const torch::Tensor& bank_features, const torch::Tensor& bank_labels,

@@ -201,36 +201,6 @@ struct Position {
   int64_t nan_skips = 0;
 };
 
-// Data-parallel helpers: with one process they are the plain functions.
-
-// Test top-1/top-5 with each rank evaluating every world_size-th image, the counts added over ranks.
-TopK evaluate_classifier_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data, const Normalization& norm,
-                                 torch::Device device) {
-  if (!dist::active()) return evaluate_classifier(method, *data, norm, device);
-  auto shard = take_indices(data, torch::arange(dist::rank(), data->size(), dist::world_size(), torch::kLong));
-  TopK local = shard->size() > 0 ? evaluate_classifier(method, *shard, norm, device) : TopK{};
-  auto sums = dist::all_reduce_sum(torch::tensor(
-      {local.top1 * local.count, local.top5 * local.count, static_cast<double>(local.count)}, torch::kDouble));
-  TopK out;
-  out.count = static_cast<int64_t>(sums[2].item<double>());
-  out.top1 = out.count ? sums[0].item<double>() / out.count : 0;
-  out.top5 = out.count ? sums[1].item<double>() / out.count : 0;
-  return out;
-}
-
-// Features of a whole dataset, each rank extracting every world_size-th image; every rank gets all of them
-// in dataset order.
-torch::Tensor extract_features_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data,
-                                       const Normalization& norm, torch::Device device) {
-  if (!dist::active()) return extract_features(method, *data, norm, device);
-  const int64_t n = data->size(), w = dist::world_size(), per = (n + w - 1) / w;
-  // Equal shards (all_gather needs equal shapes): positions past the end repeat the last image, then are cut.
-  auto idx = (torch::arange(per, torch::kLong) * w + dist::rank()).clamp_max(n - 1);
-  auto local = extract_features(method, *take_indices(data, idx), norm, device).contiguous();
-  auto all = dist::all_gather(local);  // [w*per, D], rank blocks
-  return all.view({w, per, -1}).transpose(0, 1).reshape({w * per, -1}).narrow(0, 0, n).contiguous();
-}
-
 void save_run_checkpoint(const std::vector<std::string>& paths, const Config& config, MethodImpl& method,
                          torch::optim::Optimizer& optimizer, const Position& pos, const torch::Tensor& boxes) {
   torch::serialize::OutputArchive archive, model, optim;
