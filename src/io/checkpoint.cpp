@@ -11,6 +11,7 @@
 
 #include "contrastive/common.h"
 #include "contrastive/io.h"
+#include "io/checkpoint_bytes.h"
 
 namespace contrastive {
 
@@ -70,16 +71,45 @@ void write_file_atomic(const std::string& path, const std::string& data) {
   }
 }
 
+namespace detail {
+
+std::string frame_checkpoint(const std::string& payload) {
+  std::string out(kMagic, sizeof(kMagic));
+  put_le<uint32_t>(out, kCheckpointVersion);
+  put_le<uint64_t>(out, payload.size());
+  put_le<uint64_t>(out, fnv1a(payload.data(), payload.size()));
+  out += payload;
+  return out;
+}
+
+void read_checkpoint_bytes(const std::string& file, const std::string& name,
+                           torch::serialize::InputArchive& archive) {
+  if (file.size() < kHeaderBytes || std::memcmp(file.data(), kMagic, sizeof(kMagic)) != 0)
+    throw InputError(name + ": not a contrastive checkpoint (bad magic)");
+  const auto version = get_le<uint32_t>(file, 8);
+  if (version != kCheckpointVersion)
+    throw InputError(name + ": checkpoint format version " + std::to_string(version) + " is not supported (expected " +
+                     std::to_string(kCheckpointVersion) + ")");
+  const auto size = get_le<uint64_t>(file, 12);
+  const auto sum = get_le<uint64_t>(file, 20);
+  if (file.size() - kHeaderBytes != size)
+    throw InputError(name + ": checkpoint is truncated or torn (" + std::to_string(file.size() - kHeaderBytes) +
+                     " of " + std::to_string(size) + " payload bytes)");
+  if (fnv1a(file.data() + kHeaderBytes, size) != sum) throw InputError(name + ": checkpoint checksum mismatch");
+  std::istringstream payload(file.substr(kHeaderBytes));
+  try {
+    archive.load_from(payload);
+  } catch (const c10::Error& e) {
+    throw InputError(name + ": checkpoint payload cannot be read");
+  }
+}
+
+}  // namespace detail
+
 void write_checkpoint(const std::string& path, torch::serialize::OutputArchive& archive) {
   std::ostringstream payload;
   archive.save_to(payload);
-  const std::string body = payload.str();
-  std::string out(kMagic, sizeof(kMagic));
-  put_le<uint32_t>(out, kCheckpointVersion);
-  put_le<uint64_t>(out, body.size());
-  put_le<uint64_t>(out, fnv1a(body.data(), body.size()));
-  out += body;
-  write_file_atomic(path, out);
+  write_file_atomic(path, detail::frame_checkpoint(payload.str()));
 }
 
 void read_checkpoint(const std::string& path, torch::serialize::InputArchive& archive) {
@@ -87,25 +117,7 @@ void read_checkpoint(const std::string& path, torch::serialize::InputArchive& ar
   if (!in) throw InputError(path + ": cannot open checkpoint");
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string file = ss.str();
-  if (file.size() < kHeaderBytes || std::memcmp(file.data(), kMagic, sizeof(kMagic)) != 0)
-    throw InputError(path + ": not a contrastive checkpoint (bad magic)");
-  const auto version = get_le<uint32_t>(file, 8);
-  if (version != kCheckpointVersion)
-    throw InputError(path + ": checkpoint format version " + std::to_string(version) + " is not supported (expected " +
-                     std::to_string(kCheckpointVersion) + ")");
-  const auto size = get_le<uint64_t>(file, 12);
-  const auto sum = get_le<uint64_t>(file, 20);
-  if (file.size() - kHeaderBytes != size)
-    throw InputError(path + ": checkpoint is truncated or torn (" + std::to_string(file.size() - kHeaderBytes) +
-                     " of " + std::to_string(size) + " payload bytes)");
-  if (fnv1a(file.data() + kHeaderBytes, size) != sum) throw InputError(path + ": checkpoint checksum mismatch");
-  std::istringstream payload(file.substr(kHeaderBytes));
-  try {
-    archive.load_from(payload);
-  } catch (const c10::Error& e) {
-    throw InputError(path + ": checkpoint payload cannot be read");
-  }
+  detail::read_checkpoint_bytes(ss.str(), path, archive);
 }
 
 void append_jsonl(const std::string& path, const nlohmann::json& record) {
