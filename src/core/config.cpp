@@ -138,11 +138,14 @@ void config_from_yaml_string(const std::string& text, Config& config, const std:
   std::map<std::string, std::map<std::string, ConfigKey*>> table;
   for (auto& k : keys) table[k.section][k.name] = &k;
   for (const auto& section : root) {
+    // A key that is itself a list or mapping ("[a]: 1", "? {a: 1}") is valid YAML but names nothing.
+    if (!section.first.IsScalar()) throw InputError(origin + ": section names must be plain words");
     const auto sname = section.first.as<std::string>();
     auto sit = table.find(sname);
     if (sit == table.end()) throw InputError(origin + ": unknown section '" + sname + "'");
     if (!section.second.IsMap()) throw InputError(origin + ": section '" + sname + "' must be a mapping");
     for (const auto& entry : section.second) {
+      if (!entry.first.IsScalar()) throw InputError(origin + ": keys in section '" + sname + "' must be plain words");
       const auto kname = entry.first.as<std::string>();
       auto kit = sit->second.find(kname);
       const std::string where = origin + ": " + sname + "." + kname;

@@ -56,8 +56,11 @@ uint64_t idx_expected_bytes(const uint8_t* data, size_t size, uint32_t magic, co
   uint64_t payload = 1;
   for (size_t i = 0; i < (magic & 0xff); ++i) {
     const uint64_t dim = big_endian_u32(data + 4 + 4 * i);
+    // Checked before multiplying: the product of several 32-bit sizes can wrap around 64 bits.
+    if (dim != 0 && payload > kMaxBytes / dim) {
+      throw InputError(name + ": IDX header dimensions are implausibly large");
+    }
     payload *= dim;
-    if (payload > kMaxBytes) throw InputError(name + ": IDX header dimensions are implausibly large");
   }
   return header + payload;
 }

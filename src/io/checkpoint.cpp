@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -39,6 +40,13 @@ T get_le(const std::string& in, size_t offset) {
   T v = 0;
   for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(in[offset + i])) << (8 * i);
   return v;
+}
+
+// LibTorch's messages span lines (source excerpts, backtraces); an error message here is one line.
+std::string first_line(const std::string& text) {
+  const auto begin = std::min(text.find_first_not_of(" \t\r\n"), text.size());
+  const auto end = std::min(text.find_first_of("\r\n", begin), text.size());
+  return text.substr(begin, std::min<size_t>(end - begin, 200));
 }
 
 }  // namespace
@@ -100,9 +108,14 @@ void read_checkpoint_bytes(const std::string& file, const std::string& name,
   try {
     archive.load_from(payload);
   } catch (const c10::Error& e) {
-    throw InputError(name + ": checkpoint payload cannot be read");
+    throw InputError(name + ": checkpoint payload cannot be read (" + first_line(e.what_without_backtrace()) + ")");
+  } catch (const std::exception& e) {
+    // LibTorch's TorchScript importer reports a damaged code/ entry with other exception types (found by
+    // fuzz/fuzz_checkpoint; e.g. torch::jit::ErrorReport, a std::runtime_error).
+    throw InputError(name + ": checkpoint payload cannot be read (" + first_line(e.what()) + ")");
   }
 }
+
 
 }  // namespace detail
 
