@@ -42,6 +42,50 @@ T get_le(const std::string& in, size_t offset) {
   return v;
 }
 
+}  // namespace
+
+namespace {
+
+// The system's reason for a failed atomic write; write_file_atomic and write_checkpoint word the RunError.
+struct WriteFailure {
+  std::string step;    // what failed: "open <tmp>", "write", "rename"
+  std::string reason;  // strerror text
+};
+
+void write_atomic_or_fail(const std::string& path, const std::string& data) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw WriteFailure{"open " + tmp, std::strerror(errno)};
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string why = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw WriteFailure{"write", why};
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw WriteFailure{"write", why};
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw WriteFailure{"rename", why};
+  }
+}
+
+// "the previous <what> is kept" only when there is one: a failed first write leaves nothing behind.
+std::string what_is_kept(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec) ? "the previous " + what + " is kept" : "no " + what + " was written";
+}
+
 // LibTorch's messages span lines (source excerpts, backtraces); an error message here is one line.
 std::string first_line(const std::string& text) {
   const auto begin = std::min(text.find_first_not_of(" \t\r\n"), text.size());
@@ -52,30 +96,10 @@ std::string first_line(const std::string& text) {
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& data) {
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw RunError(tmp + ": cannot open for writing (" + std::strerror(errno) + ")");
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw RunError(path + ": write failed (" + why + "); the previous file is kept");
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw RunError(path + ": write failed (" + why + "); the previous file is kept");
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw RunError(path + ": rename failed (" + why + "); the previous file is kept");
+  try {
+    write_atomic_or_fail(path, data);
+  } catch (const WriteFailure& f) {
+    throw RunError(path + ": " + f.step + " failed (" + f.reason + "); " + what_is_kept(path, "file"));
   }
 }
 
@@ -116,13 +140,18 @@ void read_checkpoint_bytes(const std::string& file, const std::string& name,
   }
 }
 
-
 }  // namespace detail
 
 void write_checkpoint(const std::string& path, torch::serialize::OutputArchive& archive) {
   std::ostringstream payload;
   archive.save_to(payload);
-  write_file_atomic(path, detail::frame_checkpoint(payload.str()));
+  try {
+    write_atomic_or_fail(path, detail::frame_checkpoint(payload.str()));
+  } catch (const WriteFailure& f) {
+    // One line that a user with a full disk understands without knowing about temp files.
+    throw RunError("checkpoint " + path + " could not be written (" + f.step + " failed: " + f.reason + "); " +
+                   what_is_kept(path, "checkpoint"));
+  }
 }
 
 void read_checkpoint(const std::string& path, torch::serialize::InputArchive& archive) {
