@@ -140,6 +140,16 @@ TEST(FuzzRegressions, YamlKeysThatAreNotScalarsAreInputErrors) {
   }
 }
 
+// Found by review while fuzzing (UBSan in fuzz_config and in scripts/sanitize_tests.sh reports it): MoCo's keys
+// per step, batch size x 2 with symmetric loss, overflowed int64.
+TEST(FuzzRegressions, MocoKeysPerStepDoNotOverflow) {
+  Config config;
+  load_config_file(
+      std::string(CONTRASTIVE_SOURCE_DIR) + "/fuzz/regressions/config/moco-symmetric-batch-overflow.yaml", config);
+  resolve_defaults(config);
+  EXPECT_THROW(validate(config), InputError);
+}
+
 // The seeds are valid files of their kind: each decodes as at least one of the kinds its fuzz target tries.
 TEST(FuzzCorpus, IdxSeedsDecode) {
   const auto seeds = fuzz_inputs("corpus", "idx");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -403,7 +404,11 @@ void validate(const Config& c) {
   require(t.stop_after_steps >= 0, "--stop-after-steps", show(t.stop_after_steps));
   require(t.log_every >= 1, "--log-every", show(t.log_every));
   if (me.name == "moco") {
-    const int64_t keys_per_step = t.batch_size * (me.symmetric ? 2 : 1);
+    const int64_t views_per_key = me.symmetric ? 2 : 1;
+    // Before multiplying: a huge batch size would overflow int64 (undefined behaviour, seen by UBSan).
+    require(t.batch_size <= std::numeric_limits<int64_t>::max() / views_per_key, "--batch-size",
+            show(t.batch_size) + " (too large)");
+    const int64_t keys_per_step = t.batch_size * views_per_key;
     require(me.queue_size >= keys_per_step && me.queue_size % keys_per_step == 0, "--queue-size",
             show(me.queue_size) + " (must be a multiple of the keys per step, " + show(keys_per_step) + ")");
     require(t.batch_size % me.bn_splits == 0, "--bn-splits",
