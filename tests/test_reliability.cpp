@@ -1,6 +1,8 @@
-// Crash safety: SIGKILL at random moments, SIGTERM clean stops, resident memory across epochs.
+// Crash safety: SIGKILL at random moments, SIGTERM clean stops, a full disk during a checkpoint write,
+// resident memory across epochs.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -21,8 +23,10 @@ using test_util::same_weights;
 
 namespace {
 
-// Starts the CLI with `args` (split on spaces), output to `log`; returns the child's pid.
-pid_t spawn(const std::string& args, const std::string& log) {
+// Starts the CLI with `args` (split on spaces), output to `log`; returns the child's pid. With
+// `max_file_bytes`, every write that would grow a file beyond it fails with EFBIG, as on a full disk
+// (RLIMIT_FSIZE works without root; SIGXFSZ is ignored so that write() fails instead of the signal killing).
+pid_t spawn(const std::string& args, const std::string& log, rlim_t max_file_bytes = RLIM_INFINITY) {
   std::vector<std::string> parts;
   std::istringstream ss(args);
   for (std::string w; ss >> w;) parts.push_back(w);
@@ -30,6 +34,10 @@ pid_t spawn(const std::string& args, const std::string& log) {
   if (pid == 0) {
     FILE* f = freopen(log.c_str(), "a", stderr);
     (void)f;
+    if (max_file_bytes != RLIM_INFINITY) {
+      const rlimit limit{max_file_bytes, max_file_bytes};
+      if (setrlimit(RLIMIT_FSIZE, &limit) != 0 || signal(SIGXFSZ, SIG_IGN) == SIG_ERR) _exit(126);
+    }
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(CONTRASTIVE_CLI));
     for (auto& p : parts) argv.push_back(p.data());
@@ -38,6 +46,11 @@ pid_t spawn(const std::string& args, const std::string& log) {
     _exit(127);
   }
   return pid;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 int wait_exit(pid_t pid) {
@@ -99,6 +112,38 @@ TEST(Reliability, SigtermStopsCleanlyWithACheckpoint) {
   std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("stopped by signal"), std::string::npos) << text;
   auto resumed = test_util::run_cli("train --resume " + dir + "/r --threads 2");
+  EXPECT_EQ(resumed.status, 0) << resumed.output;
+}
+
+TEST(Reliability, FullDiskDuringACheckpointWriteKeepsThePreviousCheckpoint) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const auto dir = test_util::temp_dir("full");
+  const std::string run = dir + "/r", ckpt = run + "/last.ckpt";
+  auto first =
+      test_util::run_cli("train --method ce --epochs 1 --seed 3 " + test_util::quick_flags() + " --out " + run);
+  ASSERT_EQ(first.status, 0) << first.output;
+  const std::string before = slurp(ckpt);
+  ASSERT_GT(before.size(), 4096u);
+  // Room for the log, metrics and plots of the next epoch, not for its checkpoint.
+  const pid_t pid = spawn("train --resume " + run + " --epochs 2 --threads 2", dir + "/full.log", before.size() / 2);
+  EXPECT_EQ(wait_exit(pid), 1);  // a RunError: neither a crash (>= 128) nor SIGXFSZ (153)
+  const std::string log = slurp(dir + "/full.log");
+  // One line says what failed, why, and that the previous checkpoint is still there.
+  std::istringstream lines(log);
+  int error_lines = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("error") == std::string::npos) continue;
+    ++error_lines;
+    EXPECT_NE(line.find("checkpoint " + ckpt + " could not be written"), std::string::npos) << line;
+    EXPECT_NE(line.find("File too large"), std::string::npos) << line;
+    EXPECT_NE(line.find("the previous checkpoint is kept"), std::string::npos) << line;
+  }
+  EXPECT_EQ(error_lines, 1) << log;
+  EXPECT_EQ(slurp(ckpt), before) << "last.ckpt changed";
+  EXPECT_FALSE(std::filesystem::exists(ckpt + ".tmp"));
+  EXPECT_NO_THROW(load_model(ckpt, nullptr, "cpu"));
+  // Once there is room again, the run resumes from the kept checkpoint.
+  auto resumed = test_util::run_cli("train --resume " + run + " --epochs 2 --threads 2");
   EXPECT_EQ(resumed.status, 0) << resumed.output;
 }
 

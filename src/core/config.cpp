@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -145,11 +146,14 @@ void config_from_yaml_string(const std::string& text, Config& config, const std:
   std::map<std::string, std::map<std::string, ConfigKey*>> table;
   for (auto& k : keys) table[k.section][k.name] = &k;
   for (const auto& section : root) {
+    // A key that is itself a list or mapping ("[a]: 1", "? {a: 1}") is valid YAML but names nothing.
+    if (!section.first.IsScalar()) throw InputError(origin + ": section names must be plain words");
     const auto sname = section.first.as<std::string>();
     auto sit = table.find(sname);
     if (sit == table.end()) throw InputError(origin + ": unknown section '" + sname + "'");
     if (!section.second.IsMap()) throw InputError(origin + ": section '" + sname + "' must be a mapping");
     for (const auto& entry : section.second) {
+      if (!entry.first.IsScalar()) throw InputError(origin + ": keys in section '" + sname + "' must be plain words");
       const auto kname = entry.first.as<std::string>();
       auto kit = sit->second.find(kname);
       const std::string where = origin + ": " + sname + "." + kname;
@@ -410,7 +414,11 @@ void validate(const Config& c, int64_t world_size) {
   require(t.stop_after_steps >= 0, "--stop-after-steps", show(t.stop_after_steps));
   require(t.log_every >= 1, "--log-every", show(t.log_every));
   if (me.name == "moco") {
-    const int64_t keys_per_step = t.batch_size * std::max<int64_t>(1, world_size) * (me.symmetric ? 2 : 1);
+    const int64_t per_step = (me.symmetric ? 2 : 1) * std::max<int64_t>(1, world_size);
+    // Before multiplying: a huge batch size would overflow int64 (undefined behaviour, seen by UBSan).
+    require(t.batch_size <= std::numeric_limits<int64_t>::max() / per_step, "--batch-size",
+            show(t.batch_size) + " (too large)");
+    const int64_t keys_per_step = t.batch_size * per_step;
     require(me.queue_size >= keys_per_step && me.queue_size % keys_per_step == 0, "--queue-size",
             show(me.queue_size) + " (must be a multiple of the keys per step, " + show(keys_per_step) + ")");
     require(t.batch_size % me.bn_splits == 0, "--bn-splits",

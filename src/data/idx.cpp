@@ -2,16 +2,16 @@
 #include "contrastive/common.h"
 #include "contrastive/data.h"
 #include "data/io.h"
+#include "data/parse.h"
 
 #include <ATen/ATen.h>
 
 #include <cstring>
 
 namespace contrastive {
+namespace detail {
 namespace {
 
-constexpr uint32_t kImagesMagic = 0x00000803;  // unsigned byte, 3 dimensions
-constexpr uint32_t kLabelsMagic = 0x00000801;  // unsigned byte, 1 dimension
 // No real IDX file comes close; the cap keeps the product of corrupt header sizes from overflowing.
 // (Memory is not at risk: the file is read in chunks, so a lying header costs only the real file's size.)
 constexpr uint64_t kMaxBytes = uint64_t{1} << 36;
@@ -26,59 +26,85 @@ std::string hex(uint32_t v) {
   return buf;
 }
 
-// Reads a whole IDX file with the given magic and returns its dimension sizes and payload.
-std::vector<uint8_t> read_idx(const std::string& path, uint32_t magic, std::vector<uint64_t>& dims) {
-  const size_t ndims = magic & 0xff;
-  const size_t header = 4 + 4 * ndims;
-  // Read the header first so the payload size is known before reading the whole file.
-  std::vector<uint8_t> head = detail::read_file_bytes(path, header);
-  if (head.size() < 4) throw InputError(path + ": truncated IDX file (no header)");
-  const uint32_t found = big_endian_u32(head.data());
+// Checks a whole IDX file's size against its header; returns the dimension sizes.
+std::vector<int64_t> checked_idx_dims(const uint8_t* data, size_t size, uint32_t magic, const std::string& name) {
+  const uint64_t expected = idx_expected_bytes(data, size, magic, name);
+  if (size < expected) {
+    throw InputError(name + ": truncated IDX file (" + std::to_string(size) + " bytes, header says " +
+                     std::to_string(expected) + ")");
+  }
+  if (size > expected) {
+    throw InputError(name + ": IDX file is longer than its header says (" + std::to_string(expected) + " bytes)");
+  }
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < (magic & 0xff); ++i) dims.push_back(big_endian_u32(data + 4 + 4 * i));
+  return dims;
+}
+
+}  // namespace
+
+size_t idx_header_bytes(uint32_t magic) { return 4 + 4 * size_t{magic & 0xff}; }
+
+uint64_t idx_expected_bytes(const uint8_t* data, size_t size, uint32_t magic, const std::string& name) {
+  if (size < 4) throw InputError(name + ": truncated IDX file (no header)");
+  const uint32_t found = big_endian_u32(data);
   if (found != magic) {
-    throw InputError(path + ": wrong IDX magic " + hex(found) + " (expected " + hex(magic) + ")");
+    throw InputError(name + ": wrong IDX magic " + hex(found) + " (expected " + hex(magic) + ")");
   }
-  if (head.size() < header) throw InputError(path + ": truncated IDX header");
+  const size_t header = idx_header_bytes(magic);
+  if (size < header) throw InputError(name + ": truncated IDX header");
   uint64_t payload = 1;
-  dims.clear();
-  for (size_t i = 0; i < ndims; ++i) {
-    dims.push_back(big_endian_u32(head.data() + 4 + 4 * i));
-    payload *= dims.back();
-    if (payload > kMaxBytes) throw InputError(path + ": IDX header dimensions are implausibly large");
+  for (size_t i = 0; i < (magic & 0xff); ++i) {
+    const uint64_t dim = big_endian_u32(data + 4 + 4 * i);
+    // Checked before multiplying: the product of several 32-bit sizes can wrap around 64 bits.
+    if (dim != 0 && payload > kMaxBytes / dim) {
+      throw InputError(name + ": IDX header dimensions are implausibly large");
+    }
+    payload *= dim;
   }
-  // One byte beyond the expected size tells trailing garbage apart from an exact file.
-  std::vector<uint8_t> all = detail::read_file_bytes(path, header + payload + 1);
-  if (all.size() < header + payload) {
-    throw InputError(path + ": truncated IDX file (" + std::to_string(all.size()) + " bytes, header says " +
-                     std::to_string(header + payload) + ")");
-  }
-  if (all.size() > header + payload) {
-    throw InputError(path + ": IDX file is longer than its header says (" + std::to_string(header + payload) +
-                     " bytes)");
-  }
-  all.erase(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(header));
-  return all;
+  return header + payload;
+}
+
+torch::Tensor parse_idx_images(const uint8_t* data, size_t size, const std::string& name) {
+  const auto dims = checked_idx_dims(data, size, kIdxImagesMagic, name);
+  if (dims[1] == 0 || dims[2] == 0) throw InputError(name + ": IDX images have zero height or width");
+  auto images = at::empty({dims[0], 1, dims[1], dims[2]}, at::kByte);
+  const size_t header = idx_header_bytes(kIdxImagesMagic);
+  if (size > header) std::memcpy(images.data_ptr<uint8_t>(), data + header, size - header);
+  return images;
+}
+
+torch::Tensor parse_idx_labels(const uint8_t* data, size_t size, const std::string& name) {
+  const auto dims = checked_idx_dims(data, size, kIdxLabelsMagic, name);
+  auto labels = at::empty({dims[0]}, at::kLong);
+  int64_t* out = labels.data_ptr<int64_t>();
+  const size_t header = idx_header_bytes(kIdxLabelsMagic);
+  for (size_t i = header; i < size; ++i) out[i - header] = data[i];
+  return labels;
+}
+
+}  // namespace detail
+
+namespace {
+
+// Reads the header first, so that the whole file is read only up to the size it promises; one byte
+// beyond that tells trailing garbage apart from an exact file.
+std::vector<uint8_t> read_idx_file(const std::string& path, uint32_t magic) {
+  const std::vector<uint8_t> head = detail::read_file_bytes(path, detail::idx_header_bytes(magic));
+  const uint64_t expected = detail::idx_expected_bytes(head.data(), head.size(), magic, path);
+  return detail::read_file_bytes(path, expected + 1);
 }
 
 }  // namespace
 
 torch::Tensor read_idx_images(const std::string& path) {
-  std::vector<uint64_t> dims;
-  std::vector<uint8_t> data = read_idx(path, kImagesMagic, dims);
-  if (dims[1] == 0 || dims[2] == 0) throw InputError(path + ": IDX images have zero height or width");
-  auto images = at::empty({static_cast<int64_t>(dims[0]), 1, static_cast<int64_t>(dims[1]),
-                           static_cast<int64_t>(dims[2])},
-                          at::kByte);
-  if (!data.empty()) std::memcpy(images.data_ptr<uint8_t>(), data.data(), data.size());
-  return images;
+  const auto bytes = read_idx_file(path, detail::kIdxImagesMagic);
+  return detail::parse_idx_images(bytes.data(), bytes.size(), path);
 }
 
 torch::Tensor read_idx_labels(const std::string& path) {
-  std::vector<uint64_t> dims;
-  std::vector<uint8_t> data = read_idx(path, kLabelsMagic, dims);
-  auto labels = at::empty({static_cast<int64_t>(dims[0])}, at::kLong);
-  int64_t* out = labels.data_ptr<int64_t>();
-  for (size_t i = 0; i < data.size(); ++i) out[i] = data[i];
-  return labels;
+  const auto bytes = read_idx_file(path, detail::kIdxLabelsMagic);
+  return detail::parse_idx_labels(bytes.data(), bytes.size(), path);
 }
 
 }  // namespace contrastive

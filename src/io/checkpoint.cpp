@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include "contrastive/common.h"
 #include "contrastive/io.h"
+#include "io/checkpoint_bytes.h"
 
 namespace contrastive {
 
@@ -42,10 +44,18 @@ T get_le(const std::string& in, size_t offset) {
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, const std::string& data) {
+namespace {
+
+// The system's reason for a failed atomic write; write_file_atomic and write_checkpoint word the RunError.
+struct WriteFailure {
+  std::string step;    // what failed: "open <tmp>", "write", "rename"
+  std::string reason;  // strerror text
+};
+
+void write_atomic_or_fail(const std::string& path, const std::string& data) {
   const std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw RunError(tmp + ": cannot open for writing (" + std::strerror(errno) + ")");
+  if (fd < 0) throw WriteFailure{"open " + tmp, std::strerror(errno)};
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::write(fd, data.data() + done, data.size() - done);
@@ -54,32 +64,94 @@ void write_file_atomic(const std::string& path, const std::string& data) {
       const std::string why = std::strerror(errno);
       ::close(fd);
       ::unlink(tmp.c_str());
-      throw RunError(path + ": write failed (" + why + "); the previous file is kept");
+      throw WriteFailure{"write", why};
     }
     done += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const std::string why = std::strerror(errno);
     ::unlink(tmp.c_str());
-    throw RunError(path + ": write failed (" + why + "); the previous file is kept");
+    throw WriteFailure{"write", why};
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     ::unlink(tmp.c_str());
-    throw RunError(path + ": rename failed (" + why + "); the previous file is kept");
+    throw WriteFailure{"rename", why};
   }
 }
+
+// "the previous <what> is kept" only when there is one: a failed first write leaves nothing behind.
+std::string what_is_kept(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec) ? "the previous " + what + " is kept" : "no " + what + " was written";
+}
+
+// LibTorch's messages span lines (source excerpts, backtraces); an error message here is one line.
+std::string first_line(const std::string& text) {
+  const auto begin = std::min(text.find_first_not_of(" \t\r\n"), text.size());
+  const auto end = std::min(text.find_first_of("\r\n", begin), text.size());
+  return text.substr(begin, std::min<size_t>(end - begin, 200));
+}
+
+}  // namespace
+
+void write_file_atomic(const std::string& path, const std::string& data) {
+  try {
+    write_atomic_or_fail(path, data);
+  } catch (const WriteFailure& f) {
+    throw RunError(path + ": " + f.step + " failed (" + f.reason + "); " + what_is_kept(path, "file"));
+  }
+}
+
+namespace detail {
+
+std::string frame_checkpoint(const std::string& payload) {
+  std::string out(kMagic, sizeof(kMagic));
+  put_le<uint32_t>(out, kCheckpointVersion);
+  put_le<uint64_t>(out, payload.size());
+  put_le<uint64_t>(out, fnv1a(payload.data(), payload.size()));
+  out += payload;
+  return out;
+}
+
+void read_checkpoint_bytes(const std::string& file, const std::string& name,
+                           torch::serialize::InputArchive& archive) {
+  if (file.size() < kHeaderBytes || std::memcmp(file.data(), kMagic, sizeof(kMagic)) != 0)
+    throw InputError(name + ": not a contrastive checkpoint (bad magic)");
+  const auto version = get_le<uint32_t>(file, 8);
+  if (version != kCheckpointVersion)
+    throw InputError(name + ": checkpoint format version " + std::to_string(version) + " is not supported (expected " +
+                     std::to_string(kCheckpointVersion) + ")");
+  const auto size = get_le<uint64_t>(file, 12);
+  const auto sum = get_le<uint64_t>(file, 20);
+  if (file.size() - kHeaderBytes != size)
+    throw InputError(name + ": checkpoint is truncated or torn (" + std::to_string(file.size() - kHeaderBytes) +
+                     " of " + std::to_string(size) + " payload bytes)");
+  if (fnv1a(file.data() + kHeaderBytes, size) != sum) throw InputError(name + ": checkpoint checksum mismatch");
+  std::istringstream payload(file.substr(kHeaderBytes));
+  try {
+    archive.load_from(payload);
+  } catch (const c10::Error& e) {
+    throw InputError(name + ": checkpoint payload cannot be read (" + first_line(e.what_without_backtrace()) + ")");
+  } catch (const std::exception& e) {
+    // LibTorch's TorchScript importer reports a damaged code/ entry with other exception types (found by
+    // fuzz/fuzz_checkpoint; e.g. torch::jit::ErrorReport, a std::runtime_error).
+    throw InputError(name + ": checkpoint payload cannot be read (" + first_line(e.what()) + ")");
+  }
+}
+
+}  // namespace detail
 
 void write_checkpoint(const std::string& path, torch::serialize::OutputArchive& archive) {
   std::ostringstream payload;
   archive.save_to(payload);
-  const std::string body = payload.str();
-  std::string out(kMagic, sizeof(kMagic));
-  put_le<uint32_t>(out, kCheckpointVersion);
-  put_le<uint64_t>(out, body.size());
-  put_le<uint64_t>(out, fnv1a(body.data(), body.size()));
-  out += body;
-  write_file_atomic(path, out);
+  try {
+    write_atomic_or_fail(path, detail::frame_checkpoint(payload.str()));
+  } catch (const WriteFailure& f) {
+    // One line that a user with a full disk understands without knowing about temp files.
+    throw RunError("checkpoint " + path + " could not be written (" + f.step + " failed: " + f.reason + "); " +
+                   what_is_kept(path, "checkpoint"));
+  }
 }
 
 void read_checkpoint(const std::string& path, torch::serialize::InputArchive& archive) {
@@ -87,25 +159,7 @@ void read_checkpoint(const std::string& path, torch::serialize::InputArchive& ar
   if (!in) throw InputError(path + ": cannot open checkpoint");
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string file = ss.str();
-  if (file.size() < kHeaderBytes || std::memcmp(file.data(), kMagic, sizeof(kMagic)) != 0)
-    throw InputError(path + ": not a contrastive checkpoint (bad magic)");
-  const auto version = get_le<uint32_t>(file, 8);
-  if (version != kCheckpointVersion)
-    throw InputError(path + ": checkpoint format version " + std::to_string(version) + " is not supported (expected " +
-                     std::to_string(kCheckpointVersion) + ")");
-  const auto size = get_le<uint64_t>(file, 12);
-  const auto sum = get_le<uint64_t>(file, 20);
-  if (file.size() - kHeaderBytes != size)
-    throw InputError(path + ": checkpoint is truncated or torn (" + std::to_string(file.size() - kHeaderBytes) +
-                     " of " + std::to_string(size) + " payload bytes)");
-  if (fnv1a(file.data() + kHeaderBytes, size) != sum) throw InputError(path + ": checkpoint checksum mismatch");
-  std::istringstream payload(file.substr(kHeaderBytes));
-  try {
-    archive.load_from(payload);
-  } catch (const c10::Error& e) {
-    throw InputError(path + ": checkpoint payload cannot be read");
-  }
+  detail::read_checkpoint_bytes(ss.str(), path, archive);
 }
 
 void append_jsonl(const std::string& path, const nlohmann::json& record) {
