@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -137,4 +138,23 @@ TEST(CLI, SemiSupervisedRunRecordsItsStratifiedLabelSplit) {
   EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
   EXPECT_LT(ids.back(), 256);
   EXPECT_NE(r.output.find("keep their labels"), std::string::npos);
+}
+
+// The CPU fast path (bfloat16 autocast + channels-last) trains, and a stopped run resumes to the same weights.
+TEST(CliFastPath, Bf16ChannelsLastTrainsAndResumesBitIdentically) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const std::string dir = test_util::temp_dir("bf16");
+  const std::string flags = "train --method simclr --epochs 2 --seed 4 --knn-every 0 --bf16 --channels-last " +
+                            test_util::quick_flags();
+  auto full = test_util::run_cli(flags + " --out " + dir + "/full");
+  ASSERT_EQ(full.status, 0) << full.output;
+  auto part = test_util::run_cli(flags + " --stop-after-steps 5 --out " + dir + "/part");
+  ASSERT_EQ(part.status, 130) << part.output;
+  auto rest = test_util::run_cli("train --resume " + dir + "/part --threads 2");
+  ASSERT_EQ(rest.status, 0) << rest.output;
+  EXPECT_TRUE(test_util::same_weights(dir + "/full/last.ckpt", dir + "/part/last.ckpt"));
+  const auto metrics = test_util::read_metrics(dir + "/full");
+  ASSERT_EQ(metrics.size(), 2u);
+  EXPECT_TRUE(std::isfinite(metrics.back()["loss"].get<double>()));
+  std::filesystem::remove_all(dir);
 }

@@ -105,6 +105,8 @@ struct TrainConfig {
   int64_t stop_after_steps = 0;   // > 0: stop cleanly (checkpoint, exit 130) after this many global steps
   int64_t log_every = 20;         // steps between plain progress lines
   bool drop_last = false;
+  bool bf16 = false;           // CPU: bfloat16 autocast for the training forward (AVX512-BF16 CPUs)
+  bool channels_last = false;  // NHWC weights and views (oneDNN's fast layout on CPU)
 };
 
 // Data-parallel settings (the world size itself comes from the launcher's environment, see dist.h).

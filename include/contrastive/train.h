@@ -50,6 +50,24 @@ std::shared_ptr<ViewGenerator> make_config_view_generator(const Config& config, 
 void finish_step(const Config& config, MethodImpl& method, torch::optim::Optimizer& optimizer,
                  const StepContext& ctx);
 
+// RAII: bfloat16 autocast on the CPU for the calling thread while alive (a no-op when `on` is false). Autocast
+// state is thread-local, so the loader's augmentation thread is not affected.
+class CpuBf16Autocast {
+ public:
+  explicit CpuBf16Autocast(bool on);
+  ~CpuBf16Autocast();
+  CpuBf16Autocast(const CpuBf16Autocast&) = delete;
+  CpuBf16Autocast& operator=(const CpuBf16Autocast&) = delete;
+
+ private:
+  bool on_;
+};
+
+// Channels-last: every 4-D parameter of `module` becomes NHWC in place (call before making the optimizer),
+// and 4-D views are returned NHWC.
+void module_to_channels_last(torch::nn::Module& module);
+std::vector<torch::Tensor> views_to_channels_last(std::vector<torch::Tensor> views);
+
 // Cooperative stop (SIGINT/SIGTERM): the trainer finishes the step, checkpoints and returns.
 void request_stop();
 bool stop_requested();

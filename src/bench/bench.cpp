@@ -79,19 +79,6 @@ struct Walk {
   }
 };
 
-// Converts every 4-D parameter and buffer to NHWC in place (set_data keeps the tensors the optimizer holds).
-void to_channels_last(nn::Module& module) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : module.parameters())
-    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-}
-
-std::vector<torch::Tensor> channels_last(std::vector<torch::Tensor> views) {
-  for (auto& v : views)
-    if (v.dim() == 4) v = v.contiguous(torch::MemoryFormat::ChannelsLast);
-  return views;
-}
-
 // One training step as the trainer runs it (minus logging and the NaN policy): loss, backward, step.
 class Stepper {
  public:
@@ -108,21 +95,8 @@ class Stepper {
     optimizer_.param_groups()[0].options().set_lr(scheduled_lr(config_.optim, config_.train.epochs, 0.0));
     torch::Tensor total;
     {
-      // Autocast state is thread-local: only this (the model's) thread computes in bfloat16.
-      struct AutocastGuard {
-        explicit AutocastGuard(bool on) : on_(on) {
-          if (!on_) return;
-          at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-          at::autocast::set_cpu_enabled(true);
-        }
-        ~AutocastGuard() {
-          if (!on_) return;
-          at::autocast::set_cpu_enabled(false);
-          at::autocast::clear_cache();
-        }
-        bool on_;
-      } autocast(bf16_);
-      total = method_.loss(nhwc_ ? channels_last(views) : views, labels, indices, ctx).total();
+      CpuBf16Autocast autocast(bf16_);  // thread-local: only the model's thread computes in bfloat16
+      total = method_.loss(nhwc_ ? views_to_channels_last(views) : views, labels, indices, ctx).total();
     }
     optimizer_.zero_grad();
     total.backward();
@@ -207,7 +181,7 @@ BenchResult run_bench(const BenchOptions& options) {
   DataSplits data = load_data(config);
   MethodPtr method = make_method(method_spec(config, *data.train));
   method->to(device);
-  if (options.channels_last) to_channels_last(*method);  // before the optimizer makes its momentum buffers
+  if (options.channels_last) module_to_channels_last(*method);  // before the optimizer makes its momentum buffers
   method->train();
   auto optimizer = make_optimizer(config, *method);
   auto views = make_config_view_generator(config, *data.train);

@@ -110,6 +110,8 @@ std::vector<ConfigKey> config_keys(Config& c) {
        "stop cleanly after N global steps, as SIGTERM does (time-boxed jobs; resume later)"},
       {"train", "log_every", "log-every", &t.log_every, "steps between progress lines when not on a terminal"},
       {"train", "drop_last", "drop-last", &t.drop_last, "drop the last short batch of each epoch"},
+      {"train", "bf16", "bf16", &t.bf16, "CPU: bfloat16 autocast for the training forward (evaluation stays fp32)"},
+      {"train", "channels_last", "channels-last", &t.channels_last, "NHWC weights and views (faster on CPU)"},
       {"dist", "sync_bn", "sync-bn", &c.dist.sync_bn, "several processes: BatchNorm statistics of the global batch"},
       {"dist", "no_gather", "no-gather", &c.dist.no_gather,
        "several processes: contrastive losses use only the local batch as negatives (ablation)"},
@@ -403,6 +405,7 @@ void validate(const Config& c, int64_t world_size) {
             show(t.batch_size) + " (contrastive methods need at least 2 images per batch)");
   require(t.threads >= 0, "--threads", show(t.threads) + " (must be >= 0)");
   require_one_of("--device", t.device, {"auto", "cpu", "cuda"});
+  require(!(t.bf16 && t.device == "cuda"), "--bf16", "on (CPU autocast only; CUDA runs use their own precision)");
   require_one_of("--dist-backend", c.dist.backend, {"auto", "gloo", "nccl"});
   require(c.dist.timeout > 0, "--dist-timeout", show(c.dist.timeout) + " (must be > 0 seconds)");
   require(c.dist.bucket_mb > 0, "--bucket-mb", show(c.dist.bucket_mb) + " (must be > 0)");

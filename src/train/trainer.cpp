@@ -1,3 +1,4 @@
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -28,6 +29,30 @@ namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void on_stop_signal(int) { g_stop.store(true); }
 }  // namespace
+
+CpuBf16Autocast::CpuBf16Autocast(bool on) : on_(on) {
+  if (!on_) return;
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_cpu_enabled(true);
+}
+
+CpuBf16Autocast::~CpuBf16Autocast() {
+  if (!on_) return;
+  at::autocast::set_cpu_enabled(false);
+  at::autocast::clear_cache();
+}
+
+void module_to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
+std::vector<torch::Tensor> views_to_channels_last(std::vector<torch::Tensor> views) {
+  for (auto& v : views)
+    if (v.dim() == 4) v = v.contiguous(torch::MemoryFormat::ChannelsLast);
+  return views;
+}
 
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
@@ -378,6 +403,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   log_info("model: " + config.model.arch + " width " + std::to_string(config.model.width) + ", " +
            std::to_string(count_parameters(*method)) + " parameters in training (backbone " +
            std::to_string(count_parameters(*method->backbone())) + ")");
+  if (tc.channels_last) module_to_channels_last(*method);  // before the optimizer makes its buffers
   auto optimizer = make_optimizer(config, *method);
 
   const Normalization norm = data_normalization(config, data.train->channels());
@@ -452,7 +478,12 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       last_lr = lr;
       for (size_t g = 1; g < groups.size(); ++g) groups[g].options().set_lr(config.optim.lr);
 
-      LossTerms out = method->loss(batch->views, batch->labels.to(device), batch->indices, ctx);
+      LossTerms out;
+      {
+        CpuBf16Autocast autocast(tc.bf16);
+        out = method->loss(tc.channels_last ? views_to_channels_last(batch->views) : batch->views,
+                           batch->labels.to(device), batch->indices, ctx);
+      }
       if (ctx.global_step == tc.inject_nan_at_step) {  // fault injection: the first loss term becomes NaN
         auto& first = out.terms.begin()->second;
         first = first * std::numeric_limits<double>::quiet_NaN();
