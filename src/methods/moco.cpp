@@ -68,13 +68,8 @@ class MoCoMethod : public ResNetMethod {
   // and unshuffled. Returns this rank's keys; `all` receives the keys of the global batch (for the queue).
   torch::Tensor key(const torch::Tensor& x, at::Generator& gen, torch::Tensor& all) {
     torch::NoGradGuard no_grad;
+    // With one process the gathers are the identity and rank() is 0: the reference's single-GPU shuffle.
     const int64_t B = x.size(0);
-    if (!dist::active()) {
-      auto perm = torch::randperm(B, gen, torch::TensorOptions().dtype(torch::kLong)).to(x.device());
-      auto k = l2n(key_head->forward(key_net->features(x.index_select(0, perm))));
-      all = k.index_select(0, torch::argsort(perm));
-      return all;
-    }
     auto x_all = dist::all_gather(x);
     const int64_t n = x_all.size(0);
     auto perm = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kLong)).to(x.device());
