@@ -11,6 +11,7 @@
 
 #include "contrastive/common.h"
 #include "contrastive/losses.h"
+#include "contrastive/train.h"
 
 using namespace contrastive;
 namespace CF = contrastive::functional;
@@ -281,6 +282,40 @@ TEST(SupConLoss, BFloat16CloseToFloatAndReturnsFloat) {
   lh.backward();
   EXPECT_EQ(fh.grad().scalar_type(), torch::kHalf);
   EXPECT_NEAR(lh.item<double>(), lf.item<double>(), 5e-3 * lf.item<double>());
+}
+
+// Under `train --bf16` the losses run inside the CPU autocast scope. Their similarity matmuls must stay in
+// float32 (autocast would round the logits, up to 1/T = 14 at T = 0.07, to 8 mantissa bits): float inputs give
+// exactly the value they give without autocast.
+TEST(Losses, Float32UnderBf16AutocastIsExactlyFloat32) {
+  torch::manual_seed(9);
+  auto f = normalized({64, 2, 128}, torch::kFloat32);
+  auto y = torch::randint(0, 10, {64}, torch::kLong);
+  auto q = f.select(1, 0).contiguous(), k = f.select(1, 1).contiguous();
+  auto queue = normalized({512, 128}, torch::kFloat32).t().contiguous();
+  auto src = torch::randn({16, 32}), trg = torch::randn({16, 32, 9});
+  auto bank = normalized({256, 128}, torch::kFloat32);
+  auto bank_labels = torch::randint(0, 10, {256}, torch::kLong);
+  auto all = [&] {
+    return std::vector<double>{
+        CF::supcon_loss(f, y, {}, SupConLossOptions().temperature(0.07)).item<double>(),
+        CF::nt_xent_loss(q, k, NTXentLossOptions().temperature(0.5)).item<double>(),
+        CF::info_nce(q, k, queue, 0.2).item<double>(),
+        CF::moco_v3_loss(q, k, MoCoV3LossOptions()).item<double>(),
+        CF::simsiam_loss(q, k, k, q).item<double>(),
+        CF::amdim_nce(src, trg).loss.item<double>(),
+        CF::supcon_with_bank(f, y, bank, bank_labels, SupConLossOptions().temperature(0.07)).item<double>()};
+  };
+  const auto plain = all();
+  std::vector<double> autocast;
+  {
+    CpuBf16Autocast on(true);
+    // The guard is real: a bare matmul in this scope is computed in bf16.
+    ASSERT_EQ(torch::matmul(q, k.t()).scalar_type(), torch::kBFloat16);
+    autocast = all();
+  }
+  ASSERT_EQ(plain.size(), autocast.size());
+  for (size_t i = 0; i < plain.size(); ++i) EXPECT_EQ(plain[i], autocast[i]) << "loss #" << i;
 }
 
 TEST(SupConLoss, ParseContrastMode) {

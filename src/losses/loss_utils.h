@@ -1,6 +1,8 @@
 // Small helpers shared by the loss implementations (validation messages, compute precision).
 #pragma once
 
+#include <c10/core/DispatchKeySet.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/types.h>
 
 #include <cmath>
@@ -39,6 +41,12 @@ inline void require_positive(double value, const std::string& where, const std::
   require(std::isfinite(value) && value > 0.0, where,
           name + " must be a finite value > 0, got " + std::to_string(value));
 }
+
+// Losses run with autocast excluded: under a bf16 autocast forward (train --bf16) the embeddings arrive in bf16
+// and are promoted to float32 below, and the similarity matmuls must then stay in float32 — autocast would
+// otherwise round logits of up to 1/T (14 at T = 0.07) to bf16's 8 bits of mantissa.
+using NoAutocast = c10::impl::ExcludeDispatchKeyGuard;
+inline c10::DispatchKeySet autocast_keys() { return c10::autocast_dispatch_keyset; }
 
 // bf16/half are computed in float32 (logsumexp over many terms and the T/T_b factor need the range and
 // precision); float and double keep their precision.

@@ -17,6 +17,7 @@ torch::Tensor cosine_to_target(const torch::Tensor& p, const torch::Tensor& z, d
       p.sizes() == z.sizes(), where,
       "p and z must have the same shape [N,D], got " + detail::shape_str(p) + " and " + detail::shape_str(z));
   detail::require_positive(eps, where, "eps");
+  detail::NoAutocast no_autocast(detail::autocast_keys());  // float32 logits under train --bf16
   auto pc = detail::to_compute_dtype(p);
   auto zc = detail::to_compute_dtype(z).detach().to(pc.scalar_type());
   return torch::cosine_similarity(pc, zc, /*dim=*/1, eps);
