@@ -188,6 +188,13 @@ AMDIMLossOutput amdim_loss(const AMDIMFeatures& x1, const AMDIMFeatures& x2,
 // float32 scalar.
 torch::Tensor collapse_std(const torch::Tensor& z);
 
+// Effective rank (RankMe) of the batch of z/‖z‖: exp of the entropy of the singular values normalised to sum 1.
+// Between 1 (every row on one line) and min(N, D). It sees the collapse collapse_std cannot: behind a BatchNorm
+// in train mode every channel keeps unit batch variance, so a batch that lies on one line (or two points) still
+// has a per-channel std of ~1/√D, but an effective rank near 1. z [N,D] with N ≥ 2; returns a detached float32
+// scalar.
+torch::Tensor effective_rank(const torch::Tensor& z);
+
 }  // namespace functional
 
 // ---------------------------------------------------------------------------------------------------------

@@ -53,6 +53,19 @@ torch::Tensor collapse_std(const torch::Tensor& z) {
   return zn.std(/*dim=*/0, /*unbiased=*/true).mean();
 }
 
+torch::Tensor effective_rank(const torch::Tensor& z) {
+  const char* where = "effective_rank";
+  detail::require_dim(z, 2, where, "z");
+  detail::require(z.size(0) >= 2, where, "needs at least 2 samples, got shape " + detail::shape_str(z));
+  torch::NoGradGuard no_grad;
+  detail::NoAutocast no_autocast(detail::autocast_keys());
+  auto zn = torch::nn::functional::normalize(detail::to_compute_dtype(z).to(torch::kFloat32),
+                                             torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto s = torch::linalg_svdvals(zn);
+  auto p = s / s.sum().clamp_min(1e-12);
+  return torch::exp(-(p * torch::log(p.clamp_min(1e-12))).sum());
+}
+
 }  // namespace functional
 
 SimSiamLossImpl::SimSiamLossImpl(const SimSiamLossOptions& options_) : options(options_) { reset(); }

@@ -50,6 +50,8 @@ class SimSiamMethod : public ResNetMethod {
     // §5 collapse metric on the projector output of view 1.
     out.stats["collapse_std"] = functional::collapse_std(z1).item<double>();
     out.stats["collapse_dim"] = static_cast<double>(z1.size(1));
+    out.stats["effective_rank"] = functional::effective_rank(z1).item<double>();
+    out.stats["rank_bound"] = static_cast<double>(std::min(z1.size(0), z1.size(1)));
     return out;
   }
 

@@ -165,6 +165,11 @@ void finish_step(const Config& config, MethodImpl& method, torch::optim::Optimiz
 
 namespace {
 
+// Collapse warning: effective rank of the batch's normalised output below this. Measured on Fashion-MNIST
+// (SimSiam, width 8, batch 128, lr 0.5): 15.6-47 with the stop-gradient, 1.35-1.9 without it once collapsed.
+constexpr double kCollapsedRank = 3.0;
+
+
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   std::ostringstream ss;
@@ -590,6 +595,15 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       if (measured < 0.2 * healthy)
         log_warn("representation collapse detected: per-channel std of the normalised output is " +
                  std::to_string(measured) + " (healthy ~ 1/sqrt(d) = " + std::to_string(healthy) + ")");
+    }
+    if (stat_sums.count("effective_rank") && stat_sums.count("rank_bound")) {
+      // Behind a train-mode BatchNorm the std above stays ~1/sqrt(d) even for a batch on one line; the
+      // effective rank (RankMe) sees it.
+      const double bound = stat_sums["rank_bound"] / counted, erank = rec["effective_rank"].get<double>();
+      if (erank < kCollapsedRank)
+        log_warn("representation collapse detected: effective rank of the normalised output is " +
+                 std::to_string(erank) + " of at most " + std::to_string(static_cast<int64_t>(bound)) +
+                 " (the batch lies on a few directions)");
     }
     rec["nan_skips"] = result.nan_skips;
     rec["rss_mb"] = resident_memory_mb();
