@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the CDS tables of the README on Fashion-MNIST (resnet18, width 16): CE vs CDS (SupCon) vs CDS
 # (SimCLR) over seeds, semi-supervised with 10% labels, and distillation from a resnet34 CDS teacher.
-# Budget knobs (environment): SUBSET (training images, default 10000), EPOCHS (default 5), SEEDS (default "0 1 2").
+# Budget knobs (environment): SUBSET (training images, default 10000; 0 = all 60,000), EPOCHS (default 5),
+# SEEDS (default "0 1 2"), EXTRA (flags added to every run, e.g. "--bf16 --channels-last"), ROWS (which rows:
+# any of "ce cds-supcon cds-simclr semi kd", default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=build/contrastive
@@ -9,7 +11,10 @@ OUT=${OUT:-runs/cds-table}
 SUBSET=${SUBSET:-10000}
 EPOCHS=${EPOCHS:-5}
 SEEDS=${SEEDS:-0 1 2}
-COMMON="--dataset fashion-mnist --width 16 --epochs $EPOCHS --train-subset $SUBSET --knn-every 0"
+EXTRA=${EXTRA:-}
+ROWS=${ROWS:-ce cds-supcon cds-simclr semi kd}
+COMMON="--dataset fashion-mnist --width 16 --epochs $EPOCHS --train-subset $SUBSET --knn-every 0 $EXTRA"
+want() { [[ " $ROWS " == *" $1 "* ]]; }
 mkdir -p "$OUT"
 run() {  # run NAME ARGS...: skips runs that already finished
   local name=$1; shift
@@ -18,26 +23,30 @@ run() {  # run NAME ARGS...: skips runs that already finished
   $BIN train "$@" --out "$OUT/$name" > "$OUT/$name.log" 2>&1
 }
 for s in $SEEDS; do
-  run ce-s$s --method ce --arch resnet18 $COMMON --seed "$s"
-  run cds-supcon-s$s --method cds --arch resnet18 $COMMON --seed "$s"
-  run cds-simclr-s$s --method cds --cds-loss simclr --arch resnet18 $COMMON --seed "$s"
-  run semi-ce-s$s --method ce --labeled-fraction 0.1 --arch resnet18 $COMMON --seed "$s"
-  run semi-cds-s$s --method cds --labeled-fraction 0.1 --arch resnet18 $COMMON --seed "$s"
+  want ce && run ce-s$s --method ce --arch resnet18 $COMMON --seed "$s"
+  want cds-supcon && run cds-supcon-s$s --method cds --arch resnet18 $COMMON --seed "$s"
+  want cds-simclr && run cds-simclr-s$s --method cds --cds-loss simclr --arch resnet18 $COMMON --seed "$s"
+  want semi && run semi-ce-s$s --method ce --labeled-fraction 0.1 --arch resnet18 $COMMON --seed "$s"
+  want semi && run semi-cds-s$s --method cds --labeled-fraction 0.1 --arch resnet18 $COMMON --seed "$s"
 done
-run teacher-r34 --method cds $COMMON --arch resnet34 --seed 0
-for s in $SEEDS; do
-  run kd-cds-s$s --method cds --arch resnet18 $COMMON --seed "$s" --teacher "$OUT/teacher-r34/best.ckpt"
-done
+if want kd; then
+  run teacher-r34 --method cds $COMMON --arch resnet34 --seed 0
+  for s in $SEEDS; do
+    run kd-cds-s$s --method cds --arch resnet18 $COMMON --seed "$s" --teacher "$OUT/teacher-r34/best.ckpt"
+  done
+fi
 sum() { python3 scripts/summarize.py "$1" $(for s in $SEEDS; do echo "$OUT/$2-s$s"; done); }
 {
   echo "| run | best test top-1 (%) | last test top-1 (%) | kNN | seconds | seeds |"
   echo "|---|---|---|---|---|---|"
-  sum "CE" ce
-  sum "CDS (SupCon)" cds-supcon
-  sum "CDS (SimCLR)" cds-simclr
-  sum "CE, 10% labels" semi-ce
-  sum "CDS, 10% labels" semi-cds
-  python3 scripts/summarize.py "resnet34 CDS teacher" "$OUT/teacher-r34"
-  sum "resnet18 CDS student alone" cds-supcon
-  sum "resnet18 CDS + KD from resnet34" kd-cds
+  want ce && sum "CE" ce
+  want cds-supcon && sum "CDS (SupCon)" cds-supcon
+  want cds-simclr && sum "CDS (SimCLR)" cds-simclr
+  want semi && sum "CE, 10% labels" semi-ce
+  want semi && sum "CDS, 10% labels" semi-cds
+  if want kd; then
+    python3 scripts/summarize.py "resnet34 CDS teacher" "$OUT/teacher-r34"
+    sum "resnet18 CDS student alone" cds-supcon
+    sum "resnet18 CDS + KD from resnet34" kd-cds
+  fi
 } | tee "$OUT/table.md"
