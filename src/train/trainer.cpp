@@ -1,4 +1,5 @@
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -30,15 +31,30 @@ std::atomic<bool> g_stop{false};
 extern "C" void on_stop_signal(int) { g_stop.store(true); }
 }  // namespace
 
+// LibTorch 2.4 replaced the per-device autocast setters with ones taking the device type (the old ones are
+// deprecated there); 1.13 has only the old ones.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define CONTRASTIVE_AUTOCAST_BY_DEVICE 1
+#endif
+
 CpuBf16Autocast::CpuBf16Autocast(bool on) : on_(on) {
   if (!on_) return;
+#ifdef CONTRASTIVE_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+#else
   at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
   at::autocast::set_cpu_enabled(true);
+#endif
 }
 
 CpuBf16Autocast::~CpuBf16Autocast() {
   if (!on_) return;
+#ifdef CONTRASTIVE_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_enabled(at::kCPU, false);
+#else
   at::autocast::set_cpu_enabled(false);
+#endif
   at::autocast::clear_cache();
 }
 
