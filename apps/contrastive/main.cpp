@@ -96,9 +96,9 @@ int run_train(CLI::App& cmd, Config& flags, const std::string& config_file, cons
 
 // glibc malloc: keep freed activation-sized blocks in the process. By default a training step's large tensors
 // (tens of MB) are mmap'd or trimmed back to the kernel when freed, so the next step page-faults and zeroes them
-// again: measured on `bench --method cds --width 16`, 0.4-1.1 M minor faults per run, varying run to run, with
-// ReLU and convolution backward up to 5x slower in a profile; with these settings 0.32 M (the first touch of the
-// peak RSS) and a steady rate. MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment win.
+// again: measured on `bench --method cds --width 16 --steps 6`, 0.37-1.1 M minor faults per run, varying run to
+// run; with these settings 0.31-0.35 M (the first touch of the peak RSS), and CDS went from 0.85x to 1.13x the
+// Python reference's images/s. MALLOC_MMAP_THRESHOLD_ / _TRIM_THRESHOLD_ / _TOP_PAD_ in the environment win.
 static void tune_malloc() {
   if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
   if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, -1);  // -1: never trim (mallopt(3))

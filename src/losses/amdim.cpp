@@ -59,7 +59,7 @@ AMDIMNCEResult amdim_nce(const torch::Tensor& r_src, const torch::Tensor& r_trg,
   const int64_t locs = trg.size(2);
   detail::require(locs >= 1, where, "r_trg has no locations");
 
-  detail::NoAutocast no_autocast(detail::autocast_keys());  // float32 logits under train --bf16
+  detail::NoAutocast no_autocast;  // float32 logits under train --bf16
   auto src = detail::to_compute_dtype(r_src);
   auto tgt = detail::to_compute_dtype(trg).to(src.scalar_type());
   // s(i,j,l) = r_src_i · r_trg_{j,:,l} / √D, shape [N,N,L].

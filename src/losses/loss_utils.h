@@ -45,8 +45,9 @@ inline void require_positive(double value, const std::string& where, const std::
 // Losses run with autocast excluded: under a bf16 autocast forward (train --bf16) the embeddings arrive in bf16
 // and are promoted to float32 below, and the similarity matmuls must then stay in float32 — autocast would
 // otherwise round logits of up to 1/T (14 at T = 0.07) to bf16's 8 bits of mantissa.
-using NoAutocast = c10::impl::ExcludeDispatchKeyGuard;
-inline c10::DispatchKeySet autocast_keys() { return c10::autocast_dispatch_keyset; }
+struct NoAutocast : c10::impl::ExcludeDispatchKeyGuard {
+  NoAutocast() : c10::impl::ExcludeDispatchKeyGuard(c10::autocast_dispatch_keyset) {}
+};
 
 // bf16/half are computed in float32 (logsumexp over many terms and the T/T_b factor need the range and
 // precision); float and double keep their precision.

@@ -20,7 +20,7 @@ torch::Tensor info_nce(const torch::Tensor& q, const torch::Tensor& k, const tor
   detail::require(queue.size(0) == q.size(1), where,
                   "queue must be [D,K] with D = " + std::to_string(q.size(1)) +
                       " (one key per column), got shape " + detail::shape_str(queue));
-  detail::NoAutocast no_autocast(detail::autocast_keys());  // float32 logits under train --bf16
+  detail::NoAutocast no_autocast;  // float32 logits under train --bf16
   auto qc = detail::to_compute_dtype(q);
   // Keys come from the momentum encoder and the queue is a buffer: neither receives gradient (§4, §9.2).
   auto kc = detail::to_compute_dtype(k).detach().to(qc.scalar_type());
@@ -42,7 +42,7 @@ torch::Tensor moco_v3_loss(const torch::Tensor& q, const torch::Tensor& k, const
       "q [N,D] and k [M,D] must have the same D, got " + detail::shape_str(q) + " and " + detail::shape_str(k));
   detail::require(options.label_offset() >= 0 && options.label_offset() + q.size(0) <= k.size(0), where,
                   "label_offset + N must be <= M (k has " + std::to_string(k.size(0)) + " rows)");
-  detail::NoAutocast no_autocast(detail::autocast_keys());  // float32 logits under train --bf16
+  detail::NoAutocast no_autocast;  // float32 logits under train --bf16
   auto qc = detail::to_compute_dtype(q);
   auto kc = detail::to_compute_dtype(k).detach().to(qc.scalar_type());
   auto logits = torch::matmul(qc, kc.t()) / options.temperature();

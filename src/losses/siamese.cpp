@@ -17,7 +17,7 @@ torch::Tensor cosine_to_target(const torch::Tensor& p, const torch::Tensor& z, d
       p.sizes() == z.sizes(), where,
       "p and z must have the same shape [N,D], got " + detail::shape_str(p) + " and " + detail::shape_str(z));
   detail::require_positive(eps, where, "eps");
-  detail::NoAutocast no_autocast(detail::autocast_keys());  // float32 logits under train --bf16
+  detail::NoAutocast no_autocast;  // float32 logits under train --bf16
   auto pc = detail::to_compute_dtype(p);
   auto zc = detail::to_compute_dtype(z).detach().to(pc.scalar_type());
   return torch::cosine_similarity(pc, zc, /*dim=*/1, eps);
@@ -58,7 +58,7 @@ torch::Tensor effective_rank(const torch::Tensor& z) {
   detail::require_dim(z, 2, where, "z");
   detail::require(z.size(0) >= 2, where, "needs at least 2 samples, got shape " + detail::shape_str(z));
   torch::NoGradGuard no_grad;
-  detail::NoAutocast no_autocast(detail::autocast_keys());
+  detail::NoAutocast no_autocast;
   auto zn = torch::nn::functional::normalize(detail::to_compute_dtype(z).to(torch::kFloat32),
                                              torch::nn::functional::NormalizeFuncOptions().dim(1));
   auto s = torch::linalg_svdvals(zn);

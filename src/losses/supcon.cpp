@@ -62,7 +62,7 @@ torch::Tensor supcon_loss(const torch::Tensor& features, const torch::Tensor& la
   detail::require(batch > 0 && views > 0, kSupCon,
                   "features must be non-empty, got shape " + detail::shape_str(features));
 
-  detail::NoAutocast no_autocast(detail::autocast_keys());  // float32 logits under train --bf16
+  detail::NoAutocast no_autocast;  // float32 logits under train --bf16
   auto feats = detail::to_compute_dtype(features).reshape({batch, views, -1});
   const auto opts = feats.options();
   auto m0 = positive_mask(labels, mask, batch, opts);
@@ -92,7 +92,7 @@ torch::Tensor nt_xent_loss(const torch::Tensor& z1, const torch::Tensor& z2, con
   detail::require(
       z1.sizes() == z2.sizes(), where,
       "z1 and z2 must have the same shape [B,D], got " + detail::shape_str(z1) + " and " + detail::shape_str(z2));
-  detail::NoAutocast no_autocast(detail::autocast_keys());  // float32 logits under train --bf16
+  detail::NoAutocast no_autocast;  // float32 logits under train --bf16
   auto a = detail::to_compute_dtype(z1);
   auto b = detail::to_compute_dtype(z2);
   if (options.normalize()) {

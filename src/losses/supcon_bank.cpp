@@ -20,7 +20,7 @@ torch::Tensor supcon_with_bank(const torch::Tensor& features, const torch::Tenso
                   "features must be [B,V,D], got shape " + detail::shape_str(features));
   detail::require_dim(bank, 2, where, "bank");
   const int64_t B = features.size(0), V = features.size(1), M = bank.size(0);
-  detail::NoAutocast no_autocast(detail::autocast_keys());  // float32 logits under train --bf16
+  detail::NoAutocast no_autocast;  // float32 logits under train --bf16
   auto feats = detail::to_compute_dtype(features).reshape({B, V, -1});
   detail::require(
       bank.size(1) == feats.size(2), where,

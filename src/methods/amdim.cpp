@@ -41,8 +41,7 @@ class AMDIMMethod : public MethodImpl {
     terms.terms["nce_1t7"] = out.loss_1t7;
     terms.terms["nce_5t5"] = out.loss_5t5;
     terms.terms["lgt_reg"] = out.lgt_reg;
-    terms.stats["collapse_std"] = functional::collapse_std(x1.r1).item<double>();
-    terms.stats["collapse_dim"] = static_cast<double>(x1.r1.size(1));
+    add_collapse_stats(terms.stats, x1.r1);
     return terms;
   }
 

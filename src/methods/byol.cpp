@@ -45,10 +45,7 @@ class BYOLMethod : public ResNetMethod {
     }
     LossTerms out;
     out.terms["byol"] = functional::byol_symmetric_loss(p1, p2, t1, t2);
-    out.stats["collapse_std"] = functional::collapse_std(z1).item<double>();
-    out.stats["collapse_dim"] = static_cast<double>(z1.size(1));
-    out.stats["effective_rank"] = functional::effective_rank(z1).item<double>();
-    out.stats["rank_bound"] = static_cast<double>(std::min(z1.size(0), z1.size(1)));
+    add_collapse_stats(out.stats, z1, /*rank=*/true);
     return out;
   }
 

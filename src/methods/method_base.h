@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include "contrastive/losses.h"
 #include "contrastive/methods.h"
 
 namespace contrastive {
@@ -39,6 +40,17 @@ inline MLP make_projection_mlp(int64_t in, int64_t hidden, int64_t out) {
 
 // BYOL target momentum at optimizer step `step` of `total_steps` (byol.cpp): τ0 at 0, 1 at the end.
 double byol_tau(double tau0, int64_t step, int64_t total_steps);
+
+// §5 collapse monitor of a batch of outputs z [N,D], into LossTerms::stats: per-channel std of z/‖z‖ and D (the
+// trainer compares the std with 1/√D); with `rank`, also the effective rank and its bound min(N, D) — for
+// SimSiam/BYOL, whose projector ends in a train-mode BN that keeps the std at ~1/√D even when collapsed.
+inline void add_collapse_stats(std::map<std::string, double>& stats, const torch::Tensor& z, bool rank = false) {
+  stats["collapse_std"] = functional::collapse_std(z).item<double>();
+  stats["collapse_dim"] = static_cast<double>(z.size(1));
+  if (!rank) return;
+  stats["effective_rank"] = functional::effective_rank(z).item<double>();
+  stats["rank_bound"] = static_cast<double>(std::min(z.size(0), z.size(1)));
+}
 
 // A CPU generator seeded for one step (StepContext::seed): randomness inside a method stays reproducible.
 inline at::Generator step_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }

@@ -47,8 +47,7 @@ class MoCoMethod : public ResNetMethod {
     if (cfg_.symmetric) l = l + functional::info_nce(q2, k1, negatives, T);
     out.terms["infonce"] = l;
     enqueue(cfg_.symmetric ? torch::cat({k1_all, k2_all}) : k2_all);  // keys of every rank
-    out.stats["collapse_std"] = functional::collapse_std(q1).item<double>();
-    out.stats["collapse_dim"] = static_cast<double>(q1.size(1));
+    add_collapse_stats(out.stats, q1);
     return out;
   }
 

@@ -48,10 +48,7 @@ class SimSiamMethod : public ResNetMethod {
     out.terms["simsiam"] = cfg_.no_stop_grad ? simsiam_loss_without_stop_grad(p1, p2, z1, z2)
                                              : functional::simsiam_loss(p1, p2, z1, z2);
     // §5 collapse metric on the projector output of view 1.
-    out.stats["collapse_std"] = functional::collapse_std(z1).item<double>();
-    out.stats["collapse_dim"] = static_cast<double>(z1.size(1));
-    out.stats["effective_rank"] = functional::effective_rank(z1).item<double>();
-    out.stats["rank_bound"] = static_cast<double>(std::min(z1.size(0), z1.size(1)));
+    add_collapse_stats(out.stats, z1, /*rank=*/true);
     return out;
   }
 

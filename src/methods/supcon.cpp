@@ -45,8 +45,7 @@ class SupConMethod : public ResNetMethod {
       out.terms[name] =
           functional::supcon_loss(all_feats, supervised_ ? all_labels : torch::Tensor(), {}, options_);
     }
-    out.stats["collapse_std"] = functional::collapse_std(z.narrow(0, 0, B)).item<double>();
-    out.stats["collapse_dim"] = static_cast<double>(z.size(1));
+    add_collapse_stats(out.stats, z.narrow(0, 0, B));
     return out;
   }
 

@@ -185,7 +185,6 @@ namespace {
 // (SimSiam, width 8, batch 128, lr 0.5): 15.6-47 with the stop-gradient, 1.35-1.9 without it once collapsed.
 constexpr double kCollapsedRank = 3.0;
 
-
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   std::ostringstream ss;
