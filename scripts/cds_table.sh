@@ -15,6 +15,12 @@ EXTRA=${EXTRA:-}
 ROWS=${ROWS:-ce cds-supcon cds-simclr semi kd}
 COMMON="--dataset fashion-mnist --width 16 --epochs $EPOCHS --train-subset $SUBSET --knn-every 0 $EXTRA"
 want() { [[ " $ROWS " == *" $1 "* ]]; }
+for r in $ROWS; do
+  case "$r" in
+    ce | cds-supcon | cds-simclr | semi | kd) ;;
+    *) echo "cds_table.sh: unknown row '$r' in ROWS (expected any of: ce cds-supcon cds-simclr semi kd)" >&2; exit 2 ;;
+  esac
+done
 mkdir -p "$OUT"
 run() {  # run NAME ARGS...: skips runs that already finished
   local name=$1; shift
