@@ -103,6 +103,27 @@ TEST(Config, ValidationRejectsBadValuesNamingTheKey) {
   EXPECT_NE(validation_error([](Config& c) { c.method.cds_weights = {1, 1}; }).find("--cds-weights"),
             std::string::npos);
   EXPECT_NE(validation_error([](Config& c) { c.augment.preset = "fancy"; }).find("--augment"), std::string::npos);
+  // Two-view methods name the flag instead of failing inside the step; multi-crop is SupCon/SimCLR's.
+  EXPECT_NE(validation_error([](Config& c) {
+              c.method.name = "moco";
+              c.augment.views = 3;
+            }).find("--views"),
+            std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) {
+              c.method.name = "byol";
+              c.augment.multi_crop = "2x32,4x16";
+            }).find("--multi-crop"),
+            std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) {
+              c.method.name = "simclr";
+              c.augment.multi_crop = "1x32";
+            }).find("--multi-crop"),
+            std::string::npos);
+  EXPECT_EQ(validation_error([](Config& c) {
+              c.method.name = "simclr";
+              c.augment.multi_crop = "2x32,4x16";
+            }),
+            "");
   // CE with one image per batch is fine; contrastive methods are not.
   EXPECT_EQ(validation_error([](Config& c) {
               c.method.name = "ce";

@@ -33,6 +33,7 @@ struct MethodConfig {
   double base_temperature = -1;   // -1: method default
   int64_t proj_hidden = -1;       // projection MLP hidden size (-1: feature dim / method default)
   int64_t proj_dim = -1;          // projection output
+  bool proj_bn = false;           // supcon/simclr/moco: BN after the head's hidden Linear (SimCLR paper's head)
   int64_t pred_hidden = -1;       // SimSiam/BYOL predictor hidden size
   double label_smoothing = 0.0;   // ce / cds cross-entropy
   // MoCo

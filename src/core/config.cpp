@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "contrastive/augment.h"
 #include "contrastive/common.h"
 
 namespace contrastive {
@@ -42,6 +43,8 @@ std::vector<ConfigKey> config_keys(Config& c) {
        "SupCon base temperature; the loss is scaled by T/T_base (-1: method default)"},
       {"method", "proj_hidden", "proj-hidden", &me.proj_hidden, "projection head hidden size (-1: default)"},
       {"method", "proj_dim", "proj-dim", &me.proj_dim, "projection head output size (-1: default)"},
+      {"method", "proj_bn", "proj-bn", &me.proj_bn,
+       "supcon/simclr/moco: BatchNorm after the projection head's hidden layer (the SimCLR paper's head)"},
       {"method", "pred_hidden", "pred-hidden", &me.pred_hidden, "predictor hidden size (-1: default)"},
       {"method", "label_smoothing", "label-smoothing", &me.label_smoothing, "cross-entropy label smoothing"},
       {"method", "queue_size", "queue-size", &me.queue_size, "MoCo queue length K (-1: default)"},
@@ -381,8 +384,18 @@ void validate(const Config& c, int64_t world_size) {
   require(a.box_thresh >= 0 && a.box_thresh < 1, "--box-thresh", show(a.box_thresh) + " (must be in [0, 1))");
   require(a.box_alpha > 0, "--box-alpha", show(a.box_alpha) + " (must be > 0)");
   const bool contrastive_method = me.name != "ce";
+  const bool any_views = me.name == "supcon" || me.name == "simclr";
   if (contrastive_method && me.name != "amdim" && a.multi_crop.empty())
     require(a.views >= 2, "--views", show(a.views) + " (method " + me.name + " needs at least 2 views)");
+  if (contrastive_method && !any_views)
+    require(a.views == 2, "--views", show(a.views) + " (method " + me.name + " takes exactly 2 views)");
+  require(a.multi_crop.empty() || any_views, "--multi-crop",
+          a.multi_crop + " (multi-crop is for --method supcon or simclr, not " + me.name + ")");
+  if (!a.multi_crop.empty()) {
+    int64_t n = 0;
+    for (const auto& c : parse_multi_crop(a.multi_crop)) n += c.first;
+    require(n >= 2, "--multi-crop", a.multi_crop + " (needs at least 2 views in all)");
+  }
 
   const auto& o = c.optim;
   require_one_of("--optimizer", o.optimizer, {"sgd", "lars", "adam"});

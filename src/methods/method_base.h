@@ -33,9 +33,10 @@ inline double accuracy(const torch::Tensor& logits, const torch::Tensor& labels)
   return logits.argmax(1).eq(labels).to(torch::kDouble).mean().item<double>();
 }
 
-// Projection head of SupCon/SimCLR/MoCo v2: Linear(d,h)-ReLU-Linear(h,out), biases, no BN (§3).
-inline MLP make_projection_mlp(int64_t in, int64_t hidden, int64_t out) {
-  return MLP(MLPOptions(in, hidden > 0 ? hidden : in, out));
+// Projection head of SupCon/SimCLR/MoCo v2: Linear(d,h)-ReLU-Linear(h,out), biases, no BN (§3); `bn`
+// (--proj-bn) puts a BatchNorm after the hidden Linear, as in the SimCLR paper's head.
+inline MLP make_projection_mlp(int64_t in, int64_t hidden, int64_t out, bool bn = false) {
+  return MLP(MLPOptions(in, hidden > 0 ? hidden : in, out).hidden_bn(bn));
 }
 
 // BYOL target momentum at optimizer step `step` of `total_steps` (byol.cpp): τ0 at 0, 1 at the end.

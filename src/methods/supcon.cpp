@@ -1,5 +1,6 @@
 // SupCon and SimCLR (docs/methods.md §1, §3): backbone + projection MLP d→d→128 + L2 normalisation; the views
 // go through one forward (BN sees every view of the batch) and the SupCon loss (labels) or SimCLR (none).
+// --multi-crop (e.g. 2x28,4x14): one forward per crop size; every crop of an image is a positive of the others.
 // --negatives memory-bank (InstDisc-style): a bank [train_size, proj_dim] of normalised embeddings adds
 // `bank_negatives` seeded random rows to the candidates of every anchor (functional::supcon_with_bank); after the
 // optimizer step the batch's rows become normalize(m·old + (1−m)·mean over views of the detached features).
@@ -13,7 +14,7 @@ class SupConMethod : public ResNetMethod {
  public:
   explicit SupConMethod(const MethodSpec& spec) : ResNetMethod(spec.config.method.name, spec, 0) {
     const auto& m = spec.config.method;
-    head = register_module("head", make_projection_mlp(net->feature_dim(), m.proj_hidden, m.proj_dim));
+    head = register_module("head", make_projection_mlp(net->feature_dim(), m.proj_hidden, m.proj_dim, m.proj_bn));
     options_ = SupConLossOptions().temperature(m.temperature).base_temperature(m.base_temperature);
     supervised_ = m.name == "supcon";
     if (m.negatives == "memory-bank") {
@@ -31,7 +32,7 @@ class SupConMethod : public ResNetMethod {
   LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels,
                  const torch::Tensor& indices, const StepContext& ctx) override {
     const int64_t B = views[0].size(0), V = static_cast<int64_t>(views.size());
-    auto z = l2n(head->forward(net->features(torch::cat(views))));  // [V*B, D], view-major
+    auto z = embed_views(views);                                     // [V*B, D], view-major
     auto feats = z.view({V, B, -1}).transpose(0, 1);                // [B, V, D]
     LossTerms out;
     const char* name = supervised_ ? "supcon" : "simclr";
@@ -63,6 +64,21 @@ class SupConMethod : public ResNetMethod {
   torch::Tensor bank, bank_labels;
 
  private:
+  // Views of one size go through one forward (BN sees all of them together); with --multi-crop each size is
+  // its own forward (as in SwAV), and the embeddings are concatenated back in view order.
+  torch::Tensor embed_views(const std::vector<torch::Tensor>& views) {
+    std::vector<torch::Tensor> parts;
+    for (size_t s = 0; s < views.size();) {
+      size_t e = s + 1;
+      while (e < views.size() && views[e].sizes() == views[s].sizes()) ++e;
+      std::vector<torch::Tensor> group(views.begin() + static_cast<std::ptrdiff_t>(s),
+                                       views.begin() + static_cast<std::ptrdiff_t>(e));
+      parts.push_back(head->forward(net->features(group.size() == 1 ? group[0] : torch::cat(group))));
+      s = e;
+    }
+    return l2n(parts.size() == 1 ? parts[0] : torch::cat(parts));
+  }
+
   torch::Tensor bank_loss(const torch::Tensor& feats, const torch::Tensor& labels, const torch::Tensor& indices,
                           const StepContext& ctx) {
     auto gen = step_generator(ctx.seed ^ 0xBA4CULL);
