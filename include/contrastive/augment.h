@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "contrastive/config.h"
 #include "contrastive/transforms.h"
 
 namespace contrastive {
@@ -87,8 +88,7 @@ class PipelineViewGenerator : public ViewGenerator {
   torch::Tensor boxes_;  // float [N,4] on the CPU, undefined = (0,0,1,1) for every image
 };
 
-// Parses a multi-crop spec "2x32,4x16" into (count, size) pairs. Bad syntax -> InputError.
-std::vector<std::pair<int64_t, int64_t>> parse_multi_crop(const std::string& spec);
+// parse_multi_crop (the "2x32,4x16" spec) is declared in config.h, which validates it.
 
 // Builds the named preset for images of `channels` x `height` x `width`. Grayscale images skip the colour
 // transforms (saturation, hue, grayscale), which is logged, not an error. Unknown preset -> InputError.

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -152,5 +153,8 @@ void config_from_yaml_string(const std::string& text, Config& config, const std:
 void resolve_defaults(Config& config, int64_t world_size = 1);
 // Range and consistency checks; throws InputError naming the key and the value.
 void validate(const Config& config, int64_t world_size = 1);
+
+// Parses a multi-crop spec "2x32,4x16" into (count, size) pairs. Bad syntax -> InputError.
+std::vector<std::pair<int64_t, int64_t>> parse_multi_crop(const std::string& spec);
 
 }  // namespace contrastive
