@@ -14,7 +14,8 @@ class MoCoMethod : public ResNetMethod {
   explicit MoCoMethod(const MethodSpec& spec)
       : ResNetMethod("moco", spec, 0, spec.config.method.bn_splits), cfg_(spec.config.method) {
     const int64_t d = net->feature_dim();
-    head = register_module("head", make_projection_mlp(d, d, cfg_.proj_dim, cfg_.proj_bn));  // v2: Linear(d,d)-ReLU-Linear
+    // v2: Linear(d,d)-ReLU-Linear (--proj-bn adds a BN after the hidden Linear)
+    head = register_module("head", make_projection_mlp(d, d, cfg_.proj_dim, cfg_.proj_bn));
     key_net = register_module("key_backbone", make_backbone(spec.config, spec.in_channels, 0, cfg_.bn_splits));
     key_head = register_module("key_head", make_projection_mlp(d, d, cfg_.proj_dim, cfg_.proj_bn));
     // θ_k starts as a copy of θ_q and never receives gradient (§4, §9.2).
