@@ -1,9 +1,11 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Python side of the interop test (tests/test_interop.cpp); also an example of using an export.
 
-torchvision is not part of Debian's python3-torch, so this builds the same network by hand: a torchvision
-ResNet with the CIFAR stem (3x3 stride-1 conv1, no max-pool), parameter names exactly torchvision's, so that
-`load_state_dict(..., strict=True)` checks every name and shape of the export.
+The network is built two ways: by hand here (a torchvision ResNet with the CIFAR stem: 3x3 stride-1 conv1, no
+max-pool, at any base width), and, with --torchvision, as torchvision.models' own ResNet with the same stem change
+(base width 64 only). Either way `load_state_dict(..., strict=True)` checks every name and shape of the export,
+which is read with torch.load(weights_only=True). The C++ tests run this with the Python that matches the build:
+Debian's python3 (torch 1.13, torchvision 0.14) or the project's .venv (pip torch 2.x, torchvision).
 
   check      load an export, run the input, compare with the logits computed by the C++ side
   roundtrip  load an export, change every weight and statistic, save dict(model.state_dict()) with torch.save
@@ -101,13 +103,29 @@ def build(meta):
     return ResNet(block, layers, meta["width"], meta["in_channels"], meta["num_classes"])
 
 
-def load_export(path):
+def build_torchvision(meta):
+    """torchvision's own ResNet (fixed base width 64) with the CIFAR stem: conv1 3x3 stride 1, no max-pool."""
+    import torchvision
+
+    if meta["width"] != 64:
+        raise SystemExit(f"torchvision's ResNet has base width 64; this export has width {meta['width']}")
+    model = getattr(torchvision.models, meta["arch"])(weights=None, num_classes=max(meta["num_classes"], 1))
+    model.conv1 = nn.Conv2d(meta["in_channels"], 64, 3, 1, 1, bias=False)
+    model.maxpool = nn.Identity()
+    if meta["num_classes"] == 0:
+        model.fc = nn.Identity()
+    return model
+
+
+def load_export(path, torchvision=False):
     with open(path + ".json") as f:
         meta = json.load(f)
-    state = torch.load(path, map_location="cpu")
+    # weights_only=True: the default from torch 2.6 on, and available since 1.13. It loads plain tensors and
+    # containers only, which is all an export holds.
+    state = torch.load(path, map_location="cpu", weights_only=True)
     assert isinstance(state, dict), type(state)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
-    model = build(meta)
+    model = build_torchvision(meta) if torchvision else build(meta)
     model.load_state_dict(state, strict=True)
     return model.eval(), meta
 
@@ -120,15 +138,17 @@ def main():
     ap.add_argument("--logits")
     ap.add_argument("--out-state")
     ap.add_argument("--out-logits")
+    ap.add_argument("--torchvision", action="store_true", help="load into torchvision.models' ResNet")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    model, meta = load_export(args.state)
-    x = torch.load(args.input)
+    model, meta = load_export(args.state, args.torchvision)
+    x = torch.load(args.input, weights_only=True)
     if args.mode == "check":
-        expected = torch.load(args.logits)
+        expected = torch.load(args.logits, weights_only=True)
         got = model(x)
         diff = (got - expected).abs().max().item()
-        print(f"max |python - c++| = {diff:.3g} over logits {tuple(got.shape)}")
+        print(f"torch {torch.__version__}{' torchvision' if args.torchvision else ''}: "
+              f"max |python - c++| = {diff:.3g} over logits {tuple(got.shape)}")
         return 0 if got.shape == expected.shape and diff < 1e-5 else 1
     # roundtrip: a deterministic change of every floating tensor (running_var kept positive)
     g = torch.Generator().manual_seed(7)

@@ -19,12 +19,16 @@ using test_util::run_cli;
 
 namespace {
 
-const char* const kPython = "/usr/bin/python3";
+// The Python that matches this build's LibTorch (CMake's CONTRASTIVE_PYTHON): Debian's python3 with its torch
+// 1.13 for the Debian build, the project's .venv with pip torch 2.x for the pip build. Both carry torchvision.
+const char* const kPython = CONTRASTIVE_PYTHON;
 
-bool python_has_torch() {
-  static const bool ok =
-      std::system((std::string(kPython) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
-  return ok;
+// Interop is part of what is tested: a Python without torch or torchvision fails these tests instead of
+// skipping them (setup.sh installs both for either build).
+::testing::AssertionResult python_has(const std::string& module) {
+  const std::string cmd = std::string(kPython) + " -c 'import " + module + "' >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << kPython << " cannot import " << module << " (run setup.sh)";
 }
 
 // One tiny CE run shared by the tests of this file (training is the slow part).
@@ -175,7 +179,7 @@ TEST(Export, InitFromChecksNamesAndShapes) {
 
 TEST(Interop, PythonLoadsTheExportAndComputesTheSameLogits) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  if (!python_has_torch()) GTEST_SKIP() << kPython << " cannot import torch";
+  ASSERT_TRUE(python_has("torch"));
   const auto& ckpt = trained_ce_checkpoint();
   const auto dir = test_util::temp_dir("interop-py");
   ASSERT_EQ(run_cli("export --checkpoint " + ckpt + " --out " + dir + "/model.pt").status, 0);
@@ -191,7 +195,7 @@ TEST(Interop, PythonLoadsTheExportAndComputesTheSameLogits) {
 
 TEST(Interop, StateDictSavedByPythonInitialisesTheModel) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  if (!python_has_torch()) GTEST_SKIP() << kPython << " cannot import torch";
+  ASSERT_TRUE(python_has("torch"));
   const auto& ckpt = trained_ce_checkpoint();
   const auto dir = test_util::temp_dir("interop-back");
   ASSERT_EQ(run_cli("export --checkpoint " + ckpt + " --out " + dir + "/model.pt").status, 0);
@@ -222,4 +226,24 @@ TEST(Interop, StateDictSavedByPythonInitialisesTheModel) {
                     "/run-od --init-from " + dir + "/py.pt.ordered");
   EXPECT_EQ(od.status, 2) << od.output;
   EXPECT_NE(od.output.find("dict(model.state_dict())"), std::string::npos) << od.output;
+}
+
+// torchvision's own resnet18 (with the CIFAR stem) loads an export with torch.load(weights_only=True) and
+// predicts the same logits. Its base width is 64, so this run trains at width 64.
+TEST(Interop, TorchvisionResNetLoadsTheExportWithWeightsOnly) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  ASSERT_TRUE(python_has("torchvision"));
+  const auto dir = test_util::temp_dir("interop-tv");
+  auto r = run_cli("train --method ce --epochs 1 --seed 3 --train-subset 128 --test-subset 64 --width 64 "
+                   "--batch-size 64 --threads 2 --out " + dir + "/run");
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(run_cli("export --checkpoint " + dir + "/run/last.ckpt --out " + dir + "/model.pt").status, 0);
+  auto m = load_model(dir + "/run/last.ckpt", nullptr, "cpu");
+  auto x = fixed_input(m);
+  save_tensor(dir + "/input.pt", x);
+  save_tensor(dir + "/logits.pt", logits_of(m, x));
+  const std::string script = std::string(CONTRASTIVE_SOURCE_DIR) + "/tests/interop_check.py";
+  const std::string cmd = std::string(kPython) + " " + script + " check --torchvision --state " + dir +
+                          "/model.pt --input " + dir + "/input.pt --logits " + dir + "/logits.pt 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }

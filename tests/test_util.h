@@ -25,11 +25,13 @@ struct Run {
   std::string output;  // stdout and stderr together
 };
 
-// Runs the CLI with arguments (a shell string), capturing output and exit status.
-inline Run run_cli(const std::string& args) {
+// Runs the CLI with arguments (a shell string), capturing output and exit status; `env` ("NAME=value ...")
+// sets environment variables for it.
+inline Run run_cli_env(const std::string& env, const std::string& args) {
   Run r;
   // A time limit so that a command that wrongly starts a long run fails the test instead of hanging it.
-  const std::string cmd = "timeout 600 " + std::string(CONTRASTIVE_CLI) + " " + args + " 2>&1";
+  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + "timeout 600 " + std::string(CONTRASTIVE_CLI) +
+                          " " + args + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
   std::array<char, 4096> buf;
@@ -38,6 +40,22 @@ inline Run run_cli(const std::string& args) {
   const int st = pclose(pipe);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
+}
+
+// The torchrun launcher of the Python that matches this build (CMake: CONTRASTIVE_TORCHRUN, and
+// CONTRASTIVE_TORCHRUN_DASH for pip torch's dash-spelled flags), launching `nproc` local workers with
+// --no-python and its rendezvous on `port`. Debian's torch 1.13 launcher needs --redirects/--tee on Python 3.11
+// (1/1 leaves stderr on the console).
+inline Run run_cli(const std::string& args) { return run_cli_env("", args); }
+
+inline std::string torchrun_command(int nproc, int port, const std::string& extra = "") {
+  const std::string n = std::to_string(nproc), p = std::to_string(port);
+#if CONTRASTIVE_TORCHRUN_DASH
+  return std::string(CONTRASTIVE_TORCHRUN) + " --no-python --nproc-per-node " + n + " --master-port " + p + " " + extra;
+#else
+  return std::string(CONTRASTIVE_TORCHRUN) + " --no_python --nproc_per_node " + n + " --master_port " + p +
+         " --redirects 1 --tee 1 " + extra;
+#endif
 }
 
 inline bool fashion_mnist_present() {

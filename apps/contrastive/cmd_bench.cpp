@@ -16,7 +16,8 @@ struct BenchFlags {
   std::string method = "simclr", arch = "resnet18", dataset = "fashion-mnist", data, device = "cpu";
   int64_t width = 16, batch_size = 256, steps = 20, warmup = 3, threads = 0, train_subset = 0, peak_size = 2048,
           loader_threads = 0;
-  bool json = false, bf16 = false, channels_last = false;
+  std::string precision = "auto", memory_format = "auto";
+  bool json = false, bf16 = false, channels_last = false, allow_emulated_bf16 = false;
 };
 
 nlohmann::json to_json(const BenchResult& r) {
@@ -32,6 +33,10 @@ nlohmann::json to_json(const BenchResult& r) {
           {"views", r.views},
           {"bf16", r.bf16},
           {"channels_last", r.channels_last},
+          {"precision", r.precision},
+          {"memory_format", r.memory_format},
+          {"cpu", r.cpu},
+          {"build", r.build},
           {"loader_threads", r.loader_threads},
           {"images_per_s", r.images_per_s},
           {"model_images_per_s", r.model_images_per_s},
@@ -49,6 +54,7 @@ void print_table(const BenchResult& r) {
             << r.views << " views, " << r.steps << " steps (+" << r.warmup << " warm-up), " << r.threads
             << " threads, " << r.device << (r.bf16 ? ", bf16 autocast" : "")
             << (r.channels_last ? ", channels-last" : "") << "\n"
+            << "  CPU: " << r.cpu << "\n  build: " << r.build << "\n"
             << std::fixed << std::setprecision(1)
             << "  end to end          " << std::setw(10) << r.images_per_s << " images/s\n"
             << "  model only          " << std::setw(10) << r.model_images_per_s << " images/s\n"
@@ -81,8 +87,12 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
       ->capture_default_str();
   cmd->add_option("--peak-size", f->peak_size, "n of the n^3 float32 GEMM measuring the peak (0 = skip)")
       ->capture_default_str();
-  cmd->add_flag("--bf16", f->bf16, "CPU autocast to bfloat16 in the forward (experimental)");
-  cmd->add_flag("--channels-last", f->channels_last, "NHWC conv weights and inputs");
+  cmd->add_option("--precision", f->precision, "auto | fp32 | bf16 (auto: as train picks it on this machine)")
+      ->capture_default_str();
+  cmd->add_option("--memory-format", f->memory_format, "auto | channels-last | contiguous")->capture_default_str();
+  cmd->add_flag("--allow-emulated-bf16", f->allow_emulated_bf16, "bf16 even without native bf16 (slow)");
+  cmd->add_flag("--bf16", f->bf16, "same as --precision bf16");
+  cmd->add_flag("--channels-last", f->channels_last, "same as --memory-format channels-last");
   cmd->add_flag("--json", f->json, "print one JSON object on stdout");
   return [f]() -> int {
     BenchOptions o;
@@ -97,8 +107,11 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
     o.config.data.train_subset = f->train_subset;
     o.steps = f->steps;
     o.warmup = f->warmup;
-    o.bf16 = f->bf16;
-    o.channels_last = f->channels_last;
+    o.config.train.precision = f->precision;
+    o.config.train.memory_format = f->memory_format;
+    o.config.train.allow_emulated_bf16 = f->allow_emulated_bf16;
+    o.config.train.bf16 = f->bf16;
+    o.config.train.channels_last = f->channels_last;
     o.peak_size = f->peak_size;
     o.loader_threads = f->loader_threads;
     const BenchResult r = run_bench(o);

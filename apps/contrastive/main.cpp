@@ -14,6 +14,7 @@
 #include "contrastive/config.h"
 #include "contrastive/dist.h"
 #include "contrastive/eval.h"
+#include "contrastive/platform.h"
 #include "contrastive/train.h"
 #include "commands.h"
 
@@ -108,7 +109,9 @@ static void tune_malloc() {
 int main(int argc, char** argv) {
   tune_malloc();
   CLI::App app{"contrastive: contrastive representation learning (CDS, SupCon, SimCLR, MoCo, SimSiam, BYOL, AMDIM)"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "print the version, the LibTorch build and the CPU, then exit");
 
   // train
   Config flags;
@@ -160,6 +163,15 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
       const int code = app.exit(e);
       return code == 0 ? 0 : 2;
+    }
+    if (show_version) {
+      std::cout << describe_build(build_info()) << "\nCPU: " << describe_cpu(host_cpu()) << std::endl;
+      return 0;
+    }
+    if (app.get_subcommands().empty()) {
+      std::cerr << "contrastive: error: a command is required (train, eval, knn, linear, bench, ...; see --help)"
+                << std::endl;
+      return 2;
     }
     if (*train) return run_train(*train, flags, config_file, resume);
     for (auto& [cmd, run] : extra)

@@ -14,8 +14,8 @@ struct BenchOptions {
   Config config;          // method, model, data, batch size, threads, device (resolve_defaults is applied)
   int64_t steps = 20;     // timed steps of each measurement
   int64_t warmup = 3;     // untimed steps first (allocator, oneDNN primitive caches)
-  bool bf16 = false;      // CPU autocast to bfloat16 for the forward
-  bool channels_last = false;  // NHWC conv weights and inputs
+  // Precision and memory format come from config.train (precision, memory_format, allow_emulated_bf16: "auto"
+  // picks this machine's default, as `train` does).
   int64_t loader_threads = 0;  // intra-op threads of the augmentation thread (0 = LibTorch's, as the trainer)
   int64_t peak_size = 2048;    // n of the n x n x n float32 GEMM that measures the peak (0 = skip)
 };
@@ -23,7 +23,9 @@ struct BenchOptions {
 struct BenchResult {
   std::string method, arch, dataset, device;
   int64_t width = 0, batch_size = 0, steps = 0, warmup = 0, threads = 0, views = 0, loader_threads = 0;
-  bool bf16 = false, channels_last = false;
+  bool bf16 = false, channels_last = false;  // the resolved choices
+  std::string precision, memory_format;
+  std::string cpu, build;           // describe_cpu / describe_build of the machine it ran on
   double images_per_s = 0;          // end to end: loader + background augmentation + forward/backward/step
   double model_images_per_s = 0;    // forward/backward/step on views made once
   double augment_images_per_s = 0;  // the ViewGenerator alone on uint8 batches

@@ -107,8 +107,12 @@ struct TrainConfig {
   int64_t stop_after_steps = 0;   // > 0: stop cleanly (checkpoint, exit 130) after this many global steps
   int64_t log_every = 20;         // steps between plain progress lines
   bool drop_last = false;
-  bool bf16 = false;           // CPU: bfloat16 autocast for the training forward (AVX512-BF16 CPUs)
-  bool channels_last = false;  // NHWC weights and views (oneDNN's fast layout on CPU)
+  // Speed by default (resolve_speed_defaults): "auto" picks per machine; config.yaml records the choice.
+  std::string precision = "auto";      // auto | fp32 | bf16 (CPU autocast of the training forward)
+  std::string memory_format = "auto";  // auto | channels-last | contiguous
+  bool allow_emulated_bf16 = false;    // run bf16 even on a CPU without native bf16 (many times slower)
+  bool bf16 = false;           // request alias of precision bf16 (the flag of earlier versions); cleared when resolved
+  bool channels_last = false;  // request alias of memory_format channels-last; likewise
 };
 
 // Data-parallel settings (the world size itself comes from the launcher's environment, see dist.h).
@@ -151,6 +155,22 @@ void config_from_yaml_string(const std::string& text, Config& config, const std:
 // Fills the -1 / "" placeholders with the method's reference defaults (docs/methods.md), in one place.
 // --batch-size is per process: default learning rates scale with the global batch, batch_size * world_size.
 void resolve_defaults(Config& config, int64_t world_size = 1);
+// What the speed choices depend on: the CPU's native bf16 and the device (see platform.h for the detection).
+struct SpeedContext {
+  bool native_bf16 = false;
+  bool cuda = false;
+  std::string cpu_model;  // named in the refusal
+};
+// Resolves train.precision and train.memory_format ("auto" -> a choice for this machine; the bf16 /
+// channels_last aliases folded in and cleared), so that the trainer reads precision == "bf16" and
+// memory_format == "channels-last". precision auto = bf16 only on a CPU with native bf16 and for a method
+// whose accuracy was measured to hold in bf16 (bf16_keeps_accuracy); memory_format auto = channels-last. bf16
+// on a CPU without native bf16 -> InputError naming the missing feature, unless allow_emulated_bf16. Returns a
+// one-line description of the choice and its reason, for the log.
+std::string resolve_speed_defaults(Config& config, const SpeedContext& context);
+// Methods whose accuracy in bf16 was measured against fp32 (README, "Speed by default").
+bool bf16_keeps_accuracy(const std::string& method);
+
 // Range and consistency checks; throws InputError naming the key and the value.
 void validate(const Config& config, int64_t world_size = 1);
 

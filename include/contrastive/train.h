@@ -73,8 +73,11 @@ void request_stop();
 bool stop_requested();
 void install_stop_handlers();
 
-// Resolves --device auto|cpu|cuda.
+// Resolves --device auto|cpu|cuda. "cuda" without a usable CUDA device (a CPU-only LibTorch, or a CUDA build on
+// a machine without a GPU) is an InputError saying which.
 torch::Device resolve_device(const std::string& device);
+// What resolve_speed_defaults needs to know about this machine and `device` (host_cpu() of platform.h).
+SpeedContext speed_context(const torch::Device& device);
 
 }  // namespace contrastive
 

@@ -30,11 +30,11 @@ torch::Tensor localize_boxes(const torch::Tensor& feature_maps, int64_t height, 
   auto peak = std::get<0>(map.flatten(1).max(1));
   auto constant = peak.le(0).logical_or(peak.isfinite().logical_not());
   map = map / torch::where(constant, torch::ones_like(peak), peak).view({B, 1, 1});
-  auto up = F::interpolate(map.unsqueeze(1), F::InterpolateFuncOptions()
-                                                 .size(std::vector<int64_t>{height, width})
-                                                 .mode(torch::kBilinear)
-                                                 .align_corners(false))
-                .squeeze(1);                       // [B,H,W]
+  // A named options object: with a temporary, g++ 12 warns (-Wmaybe-uninitialized) inside LibTorch 2.x's
+  // InterpolateFuncOptions destructor.
+  F::InterpolateFuncOptions resize;
+  resize.size(std::vector<int64_t>{height, width}).mode(torch::kBilinear).align_corners(false);
+  auto up = F::interpolate(map.unsqueeze(1), resize).squeeze(1);  // [B,H,W]
   auto rows = std::get<0>(up.max(2)) > threshold;  // [B,H]
   auto cols = std::get<0>(up.max(1)) > threshold;  // [B,W]
   // First and last true entry: argmax of a 0/1 row is its first maximum.

@@ -1,10 +1,12 @@
 // `contrastive bench`: the trainer's step (same config resolution, method, optimizer, loader and augmentation)
 // timed three ways, so that a slow end-to-end rate can be attributed to the model or to the augmentation.
 #include "contrastive/bench.h"
+#include "contrastive/platform.h"
 
 #include <ATen/autocast_mode.h>
 #include <sys/resource.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -30,6 +32,14 @@ double peak_rss_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux reports kilobytes
 }
 
+// LibTorch up to 2.0 has its own c10::variant; from 2.1 on c10 uses std::variant. (Not __has_include: a pip build
+// on Debian also sees libtorch-dev's old c10 headers in /usr/include.)
+#if TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 1)
+#define variant_get_if c10::get_if
+#else
+#define variant_get_if std::get_if
+#endif
+
 // Spatial size walk: each counter takes the input height/width and returns the output's.
 struct Walk {
   double flops = 0;
@@ -37,7 +47,7 @@ struct Walk {
   std::pair<int64_t, int64_t> conv(const nn::Conv2dImpl& c, int64_t h, int64_t w) {
     const auto& o = c.options;
     const auto k = *o.kernel_size(), s = *o.stride(), d = *o.dilation();
-    const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+    const auto* pad = variant_get_if<torch::ExpandingArray<2>>(&o.padding());
     const int64_t ph = pad ? (**pad)[0] : 0, pw = pad ? (**pad)[1] : 0;
     const int64_t oh = (h + 2 * ph - d[0] * (k[0] - 1) - 1) / s[0] + 1;
     const int64_t ow = (w + 2 * pw - d[1] * (k[1] - 1) - 1) / s[1] + 1;
@@ -168,10 +178,12 @@ BenchResult run_bench(const BenchOptions& options) {
   if (options.peak_size < 0) throw InputError("invalid value for --peak-size: " + std::to_string(options.peak_size));
   Config config = options.config;
   resolve_defaults(config);
+  const torch::Device device = resolve_device(config.train.device);
+  // The same speed choices as `train` (precision and memory format "auto" unless asked for).
+  resolve_speed_defaults(config, speed_context(device));
   validate(config);
   const auto& tc = config.train;
-  const torch::Device device = resolve_device(tc.device);
-  if (options.bf16 && device.is_cuda()) throw InputError("--bf16: CPU autocast only (use CUDA's own AMP)");
+  const bool bf16 = tc.precision == "bf16", channels_last = tc.memory_format == "channels-last";
   const int threads = configure_threads(static_cast<int>(tc.threads));
   // Fixes this thread's OpenMP team size now: a thread takes LibTorch's global count at its first parallel op,
   // and --loader-threads changes that global from the loader's thread.
@@ -181,7 +193,7 @@ BenchResult run_bench(const BenchOptions& options) {
   DataSplits data = load_data(config);
   MethodPtr method = make_method(method_spec(config, *data.train));
   method->to(device);
-  if (options.channels_last) module_to_channels_last(*method);  // before the optimizer makes its momentum buffers
+  if (channels_last) module_to_channels_last(*method);  // before the optimizer makes its momentum buffers
   method->train();
   auto optimizer = make_optimizer(config, *method);
   auto views = make_config_view_generator(config, *data.train);
@@ -197,12 +209,16 @@ BenchResult run_bench(const BenchOptions& options) {
   r.warmup = options.warmup;
   r.threads = threads;
   r.views = views->num_views();
-  r.bf16 = options.bf16;
-  r.channels_last = options.channels_last;
+  r.bf16 = bf16;
+  r.channels_last = channels_last;
+  r.precision = tc.precision;
+  r.memory_format = tc.memory_format;
+  r.cpu = describe_cpu(host_cpu());
+  r.build = describe_build(build_info());
   r.loader_threads = options.loader_threads;
 
   const uint64_t seed = static_cast<uint64_t>(tc.seed);
-  Stepper step(config, *method, *optimizer, options.bf16, options.channels_last);
+  Stepper step(config, *method, *optimizer, bf16, channels_last);
 
   // (a) End to end: the trainer's loader with augmentation in its background thread. Full batches only, and
   // as many epochs as the steps need (a subset may be smaller than steps x batch).

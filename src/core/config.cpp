@@ -113,8 +113,14 @@ std::vector<ConfigKey> config_keys(Config& c) {
        "stop cleanly after N global steps, as SIGTERM does (time-boxed jobs; resume later)"},
       {"train", "log_every", "log-every", &t.log_every, "steps between progress lines when not on a terminal"},
       {"train", "drop_last", "drop-last", &t.drop_last, "drop the last short batch of each epoch"},
-      {"train", "bf16", "bf16", &t.bf16, "CPU: bfloat16 autocast for the training forward (evaluation stays fp32)"},
-      {"train", "channels_last", "channels-last", &t.channels_last, "NHWC weights and views (faster on CPU)"},
+      {"train", "precision", "precision", &t.precision,
+       "auto | fp32 | bf16: bf16 autocast of the training forward (auto: bf16 only on CPUs with native bf16)"},
+      {"train", "memory_format", "memory-format", &t.memory_format,
+       "auto | channels-last | contiguous: layout of conv weights and views (auto: channels-last)"},
+      {"train", "allow_emulated_bf16", "allow-emulated-bf16", &t.allow_emulated_bf16,
+       "run --precision bf16 on a CPU without native bf16 (emulated: many times slower than fp32)"},
+      {"train", "bf16", "bf16", &t.bf16, "same as --precision bf16 (evaluation stays fp32)"},
+      {"train", "channels_last", "channels-last", &t.channels_last, "same as --memory-format channels-last"},
       {"dist", "sync_bn", "sync-bn", &c.dist.sync_bn, "several processes: BatchNorm statistics of the global batch"},
       {"dist", "no_gather", "no-gather", &c.dist.no_gather,
        "several processes: contrastive losses use only the local batch as negatives (ablation)"},
@@ -178,6 +184,14 @@ void config_from_yaml_string(const std::string& text, Config& config, const std:
           },
           kit->second->target);
     }
+  }
+  // Run directories of earlier versions have train.bf16 / train.channels_last but no precision / memory_format:
+  // their explicit choice stands (a resumed fp32 run must not turn into bf16 on a bf16 machine).
+  const YAML::Node train = root["train"];
+  if (train && train.IsMap()) {
+    if (train["bf16"] && !train["precision"]) config.train.precision = config.train.bf16 ? "bf16" : "fp32";
+    if (train["channels_last"] && !train["memory_format"])
+      config.train.memory_format = config.train.channels_last ? "channels-last" : "contiguous";
   }
 }
 
@@ -311,6 +325,63 @@ void resolve_defaults(Config& c, int64_t world_size) {
   set_if(a.views, int64_t{-1}, int64_t{2});
 }
 
+bool bf16_keeps_accuracy(const std::string& method) {
+  // Measured against fp32 at the same budget (README, "Speed by default"); the others have not been.
+  return method == "ce" || method == "cds" || method == "simclr" || method == "supcon";
+}
+
+std::string resolve_speed_defaults(Config& c, const SpeedContext& ctx) {
+  auto& t = c.train;
+  if (t.bf16) {
+    if (t.precision == "fp32") throw InputError("--bf16 contradicts --precision fp32 (give one of them)");
+    t.precision = "bf16";
+  }
+  if (t.channels_last) {
+    if (t.memory_format == "contiguous")
+      throw InputError("--channels-last contradicts --memory-format contiguous (give one of them)");
+    t.memory_format = "channels-last";
+  }
+  t.bf16 = t.channels_last = false;
+  if (t.precision != "auto" && t.precision != "fp32" && t.precision != "bf16")
+    throw InputError("invalid value for --precision: '" + t.precision + "' (expected auto, fp32 or bf16)");
+  if (t.memory_format != "auto" && t.memory_format != "channels-last" && t.memory_format != "contiguous")
+    throw InputError("invalid value for --memory-format: '" + t.memory_format +
+                     "' (expected auto, channels-last or contiguous)");
+  std::string why;
+  if (t.precision == "auto") {
+    if (ctx.cuda) {
+      t.precision = "fp32";
+      why = "fp32 (CUDA: bf16 autocast is CPU-only here)";
+    } else if (!ctx.native_bf16) {
+      t.precision = "fp32";
+      why = "fp32 (auto: this CPU has no native bf16, AVX512-BF16 or AMX-BF16)";
+    } else if (!bf16_keeps_accuracy(c.method.name)) {
+      t.precision = "fp32";
+      why = "fp32 (auto: bf16 accuracy not yet measured for " + c.method.name + "; --precision bf16 to try)";
+    } else {
+      t.precision = "bf16";
+      why = "bf16 autocast (auto: native bf16 on this CPU, accuracy measured for " + c.method.name +
+            "; --precision fp32 to turn off)";
+    }
+  } else {
+    why = t.precision + " (asked for)";
+  }
+  if (t.precision == "bf16" && ctx.cuda)
+    throw InputError("invalid value for --precision: bf16 (CPU autocast only; CUDA runs use fp32 here)");
+  if (t.precision == "bf16" && !ctx.cuda && !ctx.native_bf16 && !t.allow_emulated_bf16)
+    throw InputError("--precision bf16: this CPU (" + ctx.cpu_model +
+                     ") has no native bfloat16 (it needs AVX512-BF16 or AMX-BF16), so bf16 would be emulated and "
+                     "many times slower than fp32; use --precision fp32, or --allow-emulated-bf16 to run it anyway");
+  std::string layout;
+  if (t.memory_format == "auto") {
+    t.memory_format = "channels-last";
+    layout = "channels-last (auto: oneDNN's faster layout; --memory-format contiguous to turn off)";
+  } else {
+    layout = t.memory_format + " (asked for)";
+  }
+  return "precision " + why + "; memory format " + layout;
+}
+
 namespace {
 
 void require(bool ok, const std::string& key, const std::string& what) {
@@ -418,7 +489,10 @@ void validate(const Config& c, int64_t world_size) {
             show(t.batch_size) + " (contrastive methods need at least 2 images per batch)");
   require(t.threads >= 0, "--threads", show(t.threads) + " (must be >= 0)");
   require_one_of("--device", t.device, {"auto", "cpu", "cuda"});
-  require(!(t.bf16 && t.device == "cuda"), "--bf16", "on (CPU autocast only; CUDA runs use their own precision)");
+  require_one_of("--precision", t.precision, {"auto", "fp32", "bf16"});
+  require_one_of("--memory-format", t.memory_format, {"auto", "channels-last", "contiguous"});
+  require(!((t.bf16 || t.precision == "bf16") && t.device == "cuda"), "--precision",
+          "bf16 (CPU autocast only; CUDA runs use fp32 here)");
   require_one_of("--dist-backend", c.dist.backend, {"auto", "gloo", "nccl"});
   require(c.dist.timeout > 0, "--dist-timeout", show(c.dist.timeout) + " (must be > 0 seconds)");
   require(c.dist.bucket_mb > 0, "--bucket-mb", show(c.dist.bucket_mb) + " (must be > 0)");

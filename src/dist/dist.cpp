@@ -245,20 +245,30 @@ void all_reduce_gradients(const std::vector<torch::Tensor>& params) {
   flush();
 }
 
+// Gloo has no bfloat16/half collectives in LibTorch 1.13 ("Invalid scalar type"): such tensors (embeddings under
+// --precision bf16) cross the wire as float32 -- exact, since every bf16/half value is a float32 -- and come back
+// in their own type.
+static bool needs_float_on_wire(const torch::Tensor& x) {
+  return x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf;
+}
+
 torch::Tensor all_reduce_sum(const torch::Tensor& x) {
   if (!active()) return x.clone();
-  std::vector<torch::Tensor> t{x.detach().contiguous().clone()};
+  const bool widen = needs_float_on_wire(x);
+  std::vector<torch::Tensor> t{widen ? x.detach().to(torch::kFloat).contiguous() : x.detach().contiguous().clone()};
   wait(state().group->allreduce(t), "all-reduce");
-  return t[0];
+  return widen ? t[0].to(x.scalar_type()) : t[0];
 }
 
 torch::Tensor all_gather(const torch::Tensor& x) {
   if (!active()) return x.detach();
-  std::vector<torch::Tensor> in{x.detach().contiguous()};
+  const bool widen = needs_float_on_wire(x);
+  std::vector<torch::Tensor> in{widen ? x.detach().to(torch::kFloat).contiguous() : x.detach().contiguous()};
   std::vector<std::vector<torch::Tensor>> out(1);
   for (int64_t r = 0; r < state().world; ++r) out[0].push_back(torch::empty_like(in[0]));
   wait(state().group->allgather(out, in), "all-gather");
-  return torch::cat(out[0]);
+  auto all = torch::cat(out[0]);
+  return widen ? all.to(x.scalar_type()) : all;
 }
 
 namespace {

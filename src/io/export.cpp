@@ -1,5 +1,8 @@
 #include "contrastive/export.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -67,8 +70,24 @@ NamedTensors network_state(torch::nn::Module& backbone, bool backbone_only) {
 void save_state_dict(const std::string& path, const NamedTensors& tensors) {
   c10::Dict<std::string, at::Tensor> dict;
   for (const auto& [name, t] : tensors) dict.insert(name, t.contiguous());
-  const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  write_file_atomic(path, std::string(bytes.begin(), bytes.end()));
+  // torch::pickle_save would tag the dict with its type (a call of torch.jit._pickle.restore_type_tag), which
+  // Python's torch.load(weights_only=True) -- the default from torch 2.6 on -- refuses. The same archive without
+  // the tag: a plain {str: Tensor} pickle in torch.save's zip layout (data.pkl + data/N), which every torch from
+  // 1.13 on loads with weights_only=True, and LibTorch's own unpickler as well.
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler([&](const char* buf, size_t n) { pickle.insert(pickle.end(), buf, buf + n); },
+                              nullptr, nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(c10::IValue(dict));
+  pickler.stop();
+  std::string bytes;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
+    bytes.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
+  writer.writeEndOfFile();
+  write_file_atomic(path, bytes);
 }
 
 NamedTensors read_state_dict(const std::string& path) {

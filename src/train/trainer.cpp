@@ -19,6 +19,7 @@
 #include "contrastive/eval.h"
 #include "contrastive/export.h"
 #include "contrastive/io.h"
+#include "contrastive/platform.h"
 #include "contrastive/plot.h"
 #include "contrastive/train.h"
 
@@ -77,10 +78,26 @@ void install_stop_handlers() {
   std::signal(SIGTERM, on_stop_signal);
 }
 
+SpeedContext speed_context(const torch::Device& device) {
+  SpeedContext c;
+  c.native_bf16 = host_cpu().native_bf16();
+  c.cuda = device.is_cuda();
+  c.cpu_model = host_cpu().model;
+  return c;
+}
+
 torch::Device resolve_device(const std::string& device) {
   if (device == "cpu") return torch::kCPU;
   if (device == "cuda") {
-    if (!torch::cuda::is_available()) throw InputError("--device cuda: no CUDA device is available in this build");
+    if (!torch::cuda::is_available()) {
+#ifdef CONTRASTIVE_WITH_CUDA
+      throw InputError("--device cuda: this build has CUDA (LibTorch " TORCH_VERSION
+                       ") but no CUDA device is visible on this machine; use --device cpu");
+#else
+      throw InputError("--device cuda: this build's LibTorch (" TORCH_VERSION
+                       ") is CPU-only; build against a CUDA LibTorch (docs/building.md) or use --device cpu");
+#endif
+    }
     return torch::kCUDA;
   }
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
@@ -354,10 +371,12 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
                        std::to_string(world));
   }
   resolve_defaults(config, world);
+  const torch::Device device = resolve_device(config.train.device);
+  const std::string speed = resolve_speed_defaults(config, speed_context(device));
   validate(config, world);
   const auto& tc = config.train;
+  const bool bf16 = tc.precision == "bf16", channels_last = tc.memory_format == "channels-last";
 
-  const torch::Device device = resolve_device(tc.device);
   const int threads = configure_threads(static_cast<int>(tc.threads));
   torch::manual_seed(static_cast<uint64_t>(tc.seed));
   if (world > 1) {
@@ -394,8 +413,11 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
            std::to_string(data.train->size()) + " train / " + std::to_string(data.test->size()) + " test, " +
            std::to_string(data.train->channels()) + "x" + std::to_string(data.train->height()) + "x" +
            std::to_string(data.train->width()) + "), run directory " + run_dir);
+  log_info(describe_build(build_info()));
+  log_info("CPU: " + describe_cpu(host_cpu()));
   log_info("device " + device.str() + ", " + std::to_string(threads) + " intra-op threads" +
            (tc.threads == 0 ? " (all cores; --threads overrides)" : ""));
+  log_info(speed);
   if (dist::active()) {
     log_info("distributed: world size " + std::to_string(world) + ", backend " + dist::backend_name() +
              ", launched by " + denv.source + ", rendezvous " + denv.master_addr + ":" +
@@ -423,7 +445,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   log_info("model: " + config.model.arch + " width " + std::to_string(config.model.width) + ", " +
            std::to_string(count_parameters(*method)) + " parameters in training (backbone " +
            std::to_string(count_parameters(*method->backbone())) + ")");
-  if (tc.channels_last) module_to_channels_last(*method);  // before the optimizer makes its buffers
+  if (channels_last) module_to_channels_last(*method);  // before the optimizer makes its buffers
   auto optimizer = make_optimizer(config, *method);
 
   const Normalization norm = data_normalization(config, data.train->channels());
@@ -500,8 +522,8 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
 
       LossTerms out;
       {
-        CpuBf16Autocast autocast(tc.bf16);
-        out = method->loss(tc.channels_last ? views_to_channels_last(batch->views) : batch->views,
+        CpuBf16Autocast autocast(bf16);
+        out = method->loss(channels_last ? views_to_channels_last(batch->views) : batch->views,
                            batch->labels.to(device), batch->indices, ctx);
       }
       if (ctx.global_step == tc.inject_nan_at_step) {  // fault injection: the first loss term becomes NaN
