@@ -109,6 +109,11 @@ struct TrainConfig {
   bool drop_last = false;
   bool bf16 = false;           // CPU: bfloat16 autocast for the training forward (AVX512-BF16 CPUs)
   bool channels_last = false;  // NHWC weights and views (oneDNN's fast layout on CPU)
+  // Long jobs: checkpoints between epoch ends (both 0 = only at epoch ends), step files kept, automatic resume.
+  int64_t checkpoint_every_steps = 0;   // > 0: also write last.ckpt every N global steps
+  double checkpoint_every_minutes = 0;  // > 0: also write last.ckpt when M minutes passed since the last one
+  int64_t keep_checkpoints = 0;         // > 0: keep the last K interval checkpoints as step-NNNNNN.ckpt
+  bool no_auto_resume = false;          // true: an --out that holds a checkpoint is an error (no auto-resume)
 };
 
 // Data-parallel settings (the world size itself comes from the launcher's environment, see dist.h).
@@ -153,6 +158,17 @@ void config_from_yaml_string(const std::string& text, Config& config, const std:
 void resolve_defaults(Config& config, int64_t world_size = 1);
 // Range and consistency checks; throws InputError naming the key and the value.
 void validate(const Config& config, int64_t world_size = 1);
+
+// Keys ("section.name") that may differ between a run's saved config and the command that continues it
+// (--resume or automatic resume): how long, where, with how many threads, logging and checkpoint cadence.
+const std::vector<std::string>& resume_mutable_keys();
+// Copies the values of `keys` ("section.name") from `from` into `to`.
+void copy_config_keys(const Config& from, Config& to, const std::vector<std::string>& keys);
+// The first key (table order) whose value differs between `a` and `b`, skipping `ignored`, as
+// "--flag (A in a, B in b)" with the given names for a and b; "" when they agree. Values are compared after
+// a YAML round trip, as a checkpoint stores them.
+std::string first_config_difference(const Config& a, const Config& b, const std::vector<std::string>& ignored,
+                                    const std::string& name_a, const std::string& name_b);
 
 // Parses a multi-crop spec "2x32,4x16" into (count, size) pairs. Bad syntax -> InputError.
 std::vector<std::pair<int64_t, int64_t>> parse_multi_crop(const std::string& spec);
