@@ -597,11 +597,14 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint_time).count() / 60.0;
     return minutes >= tc.checkpoint_every_minutes;
   };
+  // Writes the checkpoint files; returns the seconds it took (serialising, writing, fsync, renames).
   auto write_checkpoint_files = [&](std::vector<std::string> paths, const Position& at, bool interval) {
+    const auto start = std::chrono::steady_clock::now();
     if (interval && tc.keep_checkpoints > 0) paths.push_back(step_checkpoint_path(run_dir, at.global_step));
     save_run_checkpoint(paths, config, *method, *optimizer, at, views->boxes());
     if (interval && tc.keep_checkpoints > 0) prune_step_checkpoints(run_dir, tc.keep_checkpoints);
     last_checkpoint_time = std::chrono::steady_clock::now();
+    return std::chrono::duration<double>(last_checkpoint_time - start).count();
   };
 
   TrainResult result;
@@ -703,11 +706,12 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       // A mid-epoch checkpoint; at the epoch's last step the epoch-end checkpoint below is the one.
       if (lead && batch->step + 1 < steps && interval_due(ctx.global_step + 1)) {
         const Position here{epoch, batch->step + 1, ctx.global_step + 1, pos.best_metric, result.nan_skips};
-        write_checkpoint_files(last_path, here, true);
+        const double took = write_checkpoint_files(last_path, here, true);
         log_info("checkpoint at global step " + std::to_string(here.global_step) + " (epoch " +
                  std::to_string(epoch + 1) + ", step " + std::to_string(here.step) + ") written to " + run_dir +
                  "/last.ckpt" +
-                 (tc.keep_checkpoints > 0 ? " and " + step_checkpoint_path(run_dir, here.global_step) : ""));
+                 (tc.keep_checkpoints > 0 ? " and " + step_checkpoint_path(run_dir, here.global_step) : "") +
+                 " in " + std::to_string(static_cast<int64_t>(took * 1000 + 0.5)) + " ms");
       }
     }
     progress.finish();
