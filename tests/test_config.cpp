@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "contrastive/common.h"
@@ -130,4 +131,60 @@ TEST(Config, ValidationRejectsBadValuesNamingTheKey) {
               c.train.batch_size = 1;
             }),
             "");
+}
+
+// Automatic resume compares a run's saved config with the new command's: the first differing key is named,
+// the keys a resume may change are not compared, and a value that went through the checkpoint's YAML still
+// equals the one it came from.
+TEST(Config, FirstDifferenceNamesTheKeyAndSkipsTheResumableOnes) {
+  Config saved;
+  saved.optim.lr = 0.1 / 3;  // not exactly representable in few digits
+  Config now = saved;
+  EXPECT_EQ(first_config_difference(saved, now, resume_mutable_keys(), "the run", "this command"), "");
+  now.train.epochs = 9;
+  now.train.threads = 1;
+  now.train.out = "elsewhere";
+  now.train.checkpoint_every_steps = 5;
+  now.train.keep_checkpoints = 2;
+  now.train.no_auto_resume = true;
+  now.dist.timeout = 30;
+  EXPECT_EQ(first_config_difference(saved, now, resume_mutable_keys(), "the run", "this command"), "");
+  now.optim.lr = 0.05;
+  now.train.seed = 4;  // later in the table than --lr
+  EXPECT_EQ(first_config_difference(saved, now, resume_mutable_keys(), "the run", "this command"),
+            "--lr (0.0333333 in the run, 0.05 in this command)");
+  now.optim.lr = std::nextafter(saved.optim.lr, 1.0);  // alike in six digits: shown in full
+  const std::string close = first_config_difference(saved, now, resume_mutable_keys(), "a", "b");
+  EXPECT_EQ(close.rfind("--lr (0.0333333333333333", 0), 0u) << close;
+  now.optim.lr = saved.optim.lr;
+  EXPECT_EQ(first_config_difference(saved, now, resume_mutable_keys(), "a", "b"), "--seed (0 in a, 4 in b)");
+  now.train.seed = 0;
+  now.method.cds_weights = {1, 1, 1, 0};
+  EXPECT_EQ(first_config_difference(saved, now, resume_mutable_keys(), "a", "b"),
+            "--cds-weights (1,1,1,1 in a, 1,1,1,0 in b)");
+  // Through a checkpoint's YAML and back.
+  Config reloaded;
+  config_from_yaml_string(config_to_yaml(saved), reloaded, "ckpt");
+  EXPECT_EQ(first_config_difference(reloaded, saved, {}, "a", "b"), "");
+}
+
+TEST(Config, CopyKeysTakesOnlyTheNamedKeys) {
+  Config from, to;
+  from.train.epochs = 12;
+  from.train.threads = 3;
+  from.optim.lr = 0.7;
+  copy_config_keys(from, to, resume_mutable_keys());
+  EXPECT_EQ(to.train.epochs, 12);
+  EXPECT_EQ(to.train.threads, 3);
+  EXPECT_EQ(to.optim.lr, Config().optim.lr);
+}
+
+TEST(Config, CheckpointCadenceIsValidated) {
+  EXPECT_NE(validation_error([](Config& c) { c.train.checkpoint_every_steps = -1; }).find("--checkpoint-every-steps"),
+            std::string::npos);
+  EXPECT_NE(
+      validation_error([](Config& c) { c.train.checkpoint_every_minutes = -2; }).find("--checkpoint-every-minutes"),
+      std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) { c.train.keep_checkpoints = -1; }).find("--keep-checkpoints"),
+            std::string::npos);
 }

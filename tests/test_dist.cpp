@@ -323,3 +323,74 @@ TEST(DistRuns, ADeadRankEndsTheOthers) {
   EXPECT_NE(out.find("launch: rank 1 exited with code 137"), std::string::npos) << out;
   std::filesystem::remove_all(dir);
 }
+
+// Elastic restarts: torchrun (--max_restarts) restarts both workers after one is killed with SIGKILL mid-epoch;
+// the restarted job finds the run directory's step checkpoint of the same configuration, rank 0 decides and
+// every rank takes it (automatic resume), and the run ends with the weights of an uninterrupted 2-process run,
+// bit for bit.
+TEST(DistRuns, TorchrunRestartAfterARankIsKilledResumesToTheSameWeights) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const std::string dir = temp_dir("dist-elastic");
+  // 512 images, 2 x 32 per step: 8 steps per epoch, 16 in all; a checkpoint every 2 steps.
+  const std::string flags = "train --method simclr --dataset fashion-mnist --train-subset 512 --test-subset 64"
+                            " --width 8 --epochs 2 --knn-every 0 --threads 1 --seed 3 --batch-size 32";
+  auto ref = run_cli("launch -n 2 -- " + flags + " --out " + dir + "/ref");
+  ASSERT_EQ(ref.status, 0) << ref.output;
+
+  const std::string run = dir + "/run", log = dir + "/out.txt";
+  // The launcher of the Python that matches this build (test_util::torchrun_command).
+  const std::string launcher = test_util::torchrun_command(
+      2, 29733, test_util::torchrun_flag("max_restarts") + " 2 " + test_util::torchrun_flag("monitor_interval") + " 1");
+  const std::string cmd = "cd " + dir + " && timeout 300 " + launcher + " " + std::string(CONTRASTIVE_CLI) + " " + flags +
+                          " --checkpoint-every-steps 2 --keep-checkpoints 1 --out " + run + " > " + log +
+                          " 2>&1; echo $? > " + dir + "/rc";
+  FILE* p = popen(("(" + cmd + ") > /dev/null 2>&1 & echo $!").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  int shell = 0;
+  ASSERT_EQ(fscanf(p, "%d", &shell), 1);
+  pclose(p);
+  auto read_all = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  auto has_step_file = [&] {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(run, ec))
+      if (e.path().filename().string().rfind("step-", 0) == 0) return true;
+    return false;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!has_step_file() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(has_step_file()) << read_all(log);
+  // Rank 1 of the first attempt: a worker whose environment says RANK=1 and TORCHELASTIC_RESTART_COUNT=0.
+  const std::string find = "for p in $(pgrep -f 'contrastive train --method simclr.*" + run +
+                           "'); do tr '\\0' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx RANK=1 && "
+                           "tr '\\0' '\\n' < /proc/$p/environ | grep -qx TORCHELASTIC_RESTART_COUNT=0 && echo $p; done";
+  FILE* q = popen(find.c_str(), "r");
+  int victim = 0;
+  ASSERT_EQ(fscanf(q, "%d", &victim), 1) << read_all(log);
+  pclose(q);
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  EXPECT_TRUE(test_util::read_metrics(run).empty()) << "killed after epoch 1: " << read_all(log);
+  while (!std::filesystem::exists(dir + "/rc") && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(300))
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string out = read_all(log), train_log = read_all(run + "/train.log");
+  ASSERT_EQ(read_all(dir + "/rc"), "0\n") << out;
+  EXPECT_NE(out.find("world size 2, backend gloo, launched by torchrun"), std::string::npos) << out;
+  // Two attempts: the first, ended by the kill, and the one torchrun restarted.
+  int starts = 0;
+  for (auto at = out.find("contrastive train: method simclr"); at != std::string::npos;
+       at = out.find("contrastive train: method simclr", at + 1))
+    ++starts;
+  EXPECT_EQ(starts, 2) << out;
+  const auto resumed = train_log.find("auto-resume");
+  ASSERT_NE(resumed, std::string::npos) << train_log;
+  // From a mid-epoch step checkpoint of epoch 1 (steps 2, 4 or 6), not from the start or an epoch end.
+  EXPECT_NE(train_log.find("at epoch 1, step ", resumed), std::string::npos) << train_log;
+  EXPECT_EQ(train_log.find("at epoch 1, step 0", resumed), std::string::npos) << train_log;
+  EXPECT_EQ(test_util::read_metrics(run).size(), 2u);
+  EXPECT_EQ(max_weight_difference(dir + "/ref/last.ckpt", run + "/last.ckpt"), 0.0);
+  EXPECT_TRUE(test_util::same_weights(dir + "/ref/last.ckpt", run + "/last.ckpt"));
+  std::filesystem::remove_all(dir);
+}

@@ -132,6 +132,7 @@ TEST(Platform, ConfigsOfEarlierVersionsKeepTheirExplicitPrecision) {
   config_from_yaml_string("train:\n  bf16: false\n  channels_last: true\n", c, "old.yaml");
   EXPECT_EQ(c.train.precision, "fp32");
   EXPECT_EQ(c.train.memory_format, "channels-last");
+  EXPECT_FALSE(c.train.bf16 || c.train.channels_last);  // folded in, so it compares equal to a resolved config
   Config n;
   config_from_yaml_string("train:\n  precision: auto\n  bf16: false\n", n, "new.yaml");
   EXPECT_EQ(n.train.precision, "auto");

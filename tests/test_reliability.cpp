@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "contrastive/train.h"
@@ -97,22 +98,147 @@ TEST(Reliability, SigkillAtRandomMomentsThenResumeGivesTheSameWeights) {
   EXPECT_EQ(kills, 10);
 }
 
-TEST(Reliability, SigtermStopsCleanlyWithACheckpoint) {
+// SIGTERM and SIGUSR1 (Slurm's pre-emption warnings) finish the step, write last.ckpt and exit 75, which asks
+// the job script for a requeue; the run then continues with --resume or with the same command again.
+TEST(Reliability, SigtermAndSigusr1StopCleanlyWithACheckpointAndAskForARequeue) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("term");
-  // Enough steps that the signal lands mid-run: 8 epochs.
-  const std::string args = "train --method ce --epochs 8 --seed 2 " + test_util::quick_flags() + " --out " + dir + "/r";
-  pid_t pid = spawn(args, dir + "/log");
-  // Wait for the first checkpoint, then stop.
-  for (int i = 0; i < 600 && !std::filesystem::exists(dir + "/r/last.ckpt"); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  kill(pid, SIGTERM);
-  EXPECT_EQ(wait_exit(pid), 130);
-  std::ifstream log(dir + "/log");
-  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("stopped by signal"), std::string::npos) << text;
-  auto resumed = test_util::run_cli("train --resume " + dir + "/r --threads 2");
-  EXPECT_EQ(resumed.status, 0) << resumed.output;
+  for (const int sig : {SIGTERM, SIGUSR1}) {
+    const std::string run = dir + "/r" + std::to_string(sig), log = run + ".log";
+    // Enough steps that the signal lands mid-run: 3 epochs, signalled once the first has ended.
+    const std::string args = "train --method ce --epochs 3 --seed 2 " + test_util::quick_flags() + " --out " + run;
+    pid_t pid = spawn(args, log);
+    // Wait for the first checkpoint, then stop.
+    for (int i = 0; i < 600 && !std::filesystem::exists(run + "/last.ckpt"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    kill(pid, sig);
+    EXPECT_EQ(wait_exit(pid), 75) << sig;
+    const std::string text = slurp(log);
+    EXPECT_NE(text.find("stopped by signal"), std::string::npos) << text;
+    EXPECT_NE(text.find("asks for a requeue"), std::string::npos) << text;
+    auto resumed = test_util::run_cli(sig == SIGTERM ? "train --resume " + run + " --threads 2" : args);
+    EXPECT_EQ(resumed.status, 0) << resumed.output;
+    EXPECT_NE(resumed.output.find("resumed from"), std::string::npos) << resumed.output;
+    EXPECT_EQ(test_util::read_metrics(run).size(), 3u);
+  }
+}
+
+namespace {
+
+// The step checkpoints (step-NNNNNN.ckpt) of a run directory.
+std::vector<std::string> step_files(const std::string& run) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(run, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step-", 0) == 0 && name.size() > 5 && name.substr(name.size() - 5) == ".ckpt")
+      out.push_back(name);
+  }
+  return out;
+}
+
+// The non-empty lines of `text`.
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+// The step of the first "resumed from ... at epoch E, step S" in `out`; -1 when there is none.
+int64_t resumed_step(const std::string& out) {
+  const auto at = out.find("resumed from");
+  if (at == std::string::npos) return -1;
+  const auto step = out.find(", step ", at);
+  if (step == std::string::npos) return -1;
+  return std::stoll(out.substr(step + 7));
+}
+
+}  // namespace
+
+// The acceptance test for one process: --checkpoint-every-steps writes mid-epoch checkpoints; a SIGKILL
+// mid-epoch, then the very same command, continues from the newest one (automatic resume) and ends with the
+// weights of an uninterrupted run, bit for bit. Re-running a finished run's command is a no-op.
+TEST(Reliability, SigkillMidEpochThenTheSameCommandContinuesFromTheStepCheckpoint) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const auto dir = test_util::temp_dir("step-kill");
+  // 512 images, batch 32: 16 steps per epoch, 32 in all.
+  const std::string base = "train --method simclr --epochs 2 --seed 7 --train-subset 512 --test-subset 64 --width 4"
+                           " --batch-size 32 --threads 2 --knn-every 0";
+  const std::string cmd = base + " --checkpoint-every-steps 3 --keep-checkpoints 2 --out " + dir + "/run";
+  auto ref = test_util::run_cli(base + " --out " + dir + "/ref");
+  ASSERT_EQ(ref.status, 0) << ref.output;
+
+  const pid_t pid = spawn(cmd, dir + "/killed.log");
+  const auto t0 = std::chrono::steady_clock::now();
+  while (step_files(dir + "/run").empty() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGKILL);
+  ASSERT_EQ(wait_exit(pid), 128 + SIGKILL) << "the run ended before the kill: " << slurp(dir + "/killed.log");
+  ASSERT_FALSE(step_files(dir + "/run").empty()) << slurp(dir + "/killed.log");
+  EXPECT_TRUE(test_util::read_metrics(dir + "/run").empty());  // killed in epoch 1
+
+  // With --no-auto-resume the directory is refused as before.
+  auto refused = test_util::run_cli(cmd + " --no-auto-resume");
+  EXPECT_EQ(refused.status, 2) << refused.output;
+  EXPECT_NE(refused.output.find("already holds a run"), std::string::npos) << refused.output;
+
+  auto again = test_util::run_cli(cmd);
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("auto-resume"), std::string::npos) << again.output;
+  const int64_t step = resumed_step(again.output);
+  EXPECT_GT(step, 0) << again.output;  // mid-epoch: from an interval checkpoint, not an epoch end
+  EXPECT_EQ(step % 3, 0) << again.output;
+  EXPECT_EQ(test_util::read_metrics(dir + "/run").size(), 2u);
+  const auto kept = step_files(dir + "/run");
+  EXPECT_GE(kept.size(), 1u);
+  EXPECT_LE(kept.size(), 2u);  // --keep-checkpoints 2
+  EXPECT_TRUE(same_weights(dir + "/ref/last.ckpt", dir + "/run/last.ckpt"));
+
+  // A finished run (a requeued job that had completed): reported, nothing rewritten, exit 0.
+  const std::string final_ckpt = slurp(dir + "/run/last.ckpt");
+  auto done = test_util::run_cli(cmd);
+  EXPECT_EQ(done.status, 0) << done.output;
+  EXPECT_NE(done.output.find("is complete"), std::string::npos) << done.output;
+  EXPECT_EQ(slurp(dir + "/run/last.ckpt"), final_ckpt);
+  EXPECT_EQ(test_util::read_metrics(dir + "/run").size(), 2u);
+  std::filesystem::remove_all(dir);
+}
+
+// A run directory holding a run of another configuration is refused with one line naming the first differing
+// key, and left as it was; the right command then continues it to the uninterrupted run's weights.
+TEST(Reliability, AnotherConfigurationInTheRunDirectoryIsRefusedNamingTheKey) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const auto dir = test_util::temp_dir("mismatch");
+  const std::string rest = " --epochs 2 --seed 9 " + test_util::quick_flags();
+  const std::string base = "train --method ce" + rest;
+  const std::string run = dir + "/run";
+  auto ref = test_util::run_cli(base + " --out " + dir + "/ref");
+  ASSERT_EQ(ref.status, 0) << ref.output;
+  auto part = test_util::run_cli(base + " --stop-after-steps 6 --out " + run);  // 4 steps per epoch: mid-epoch 2
+  ASSERT_EQ(part.status, 130) << part.output;
+  const std::string before = slurp(run + "/last.ckpt");
+
+  for (const auto& [command, key] : std::vector<std::pair<std::string, std::string>>{
+           {base + " --lr 0.02", "--lr (0.05 in " + run + "/last.ckpt, 0.02 in this command)"},
+           {base + " --weight-decay 0.001", "--weight-decay (0.0005 in " + run + "/last.ckpt, 0.001 in this command)"},
+           {"train --method simclr" + rest, "--method ('ce' in " + run + "/last.ckpt, 'simclr' in this command)"}}) {
+    auto bad = test_util::run_cli(command + " --out " + run);
+    EXPECT_EQ(bad.status, 2) << command << "\n" << bad.output;
+    const auto lines = lines_of(bad.output);
+    ASSERT_EQ(lines.size(), 1u) << bad.output;
+    EXPECT_NE(lines[0].find("holds a run with another configuration: " + key), std::string::npos) << lines[0];
+  }
+  EXPECT_EQ(slurp(run + "/last.ckpt"), before);
+  EXPECT_EQ(step_files(run).size(), 0u);
+
+  // What may change on a resume (here the checkpoint cadence and logging) is not another configuration.
+  auto ok = test_util::run_cli(base + " --checkpoint-every-steps 1 --log-every 1 --out " + run);
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  EXPECT_EQ(resumed_step(ok.output), 2) << ok.output;
+  EXPECT_TRUE(same_weights(dir + "/ref/last.ckpt", run + "/last.ckpt"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Reliability, FullDiskDuringACheckpointWriteKeepsThePreviousCheckpoint) {

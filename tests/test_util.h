@@ -48,6 +48,15 @@ inline Run run_cli_env(const std::string& env, const std::string& args) {
 // (1/1 leaves stderr on the console).
 inline Run run_cli(const std::string& args) { return run_cli_env("", args); }
 
+// A launcher flag in this launcher's spelling: "max_restarts" -> "--max_restarts" or "--max-restarts".
+inline std::string torchrun_flag(std::string name) {
+#if CONTRASTIVE_TORCHRUN_DASH
+  for (auto& ch : name)
+    if (ch == '_') ch = '-';
+#endif
+  return "--" + name;
+}
+
 inline std::string torchrun_command(int nproc, int port, const std::string& extra = "") {
   const std::string n = std::to_string(nproc), p = std::to_string(port);
 #if CONTRASTIVE_TORCHRUN_DASH

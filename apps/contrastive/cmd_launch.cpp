@@ -1,6 +1,6 @@
 // `contrastive launch -n N -- train ...`: starts N local processes of this binary with torchrun's environment
-// (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), forwards SIGINT/SIGTERM to them
-// and returns the first failing exit code (0 when all succeed). A rank that fails makes the others fail too
+// (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), forwards SIGINT/SIGTERM/SIGUSR1 to
+// them and returns the first failing exit code (0 when all succeed). A rank that fails makes the others fail too
 // (the process group reports the lost peer); any still running `--grace` seconds later are terminated.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -77,6 +77,7 @@ int run_launch(const LaunchArgs& a) {
 
   std::signal(SIGINT, on_launch_signal);
   std::signal(SIGTERM, on_launch_signal);
+  std::signal(SIGUSR1, on_launch_signal);
   std::cerr << "launch: " << a.procs << " processes, rendezvous " << a.master_addr << ":" << port << std::endl;
   std::vector<pid_t> pids(static_cast<size_t>(a.procs), -1);
   for (int64_t r = 0; r < a.procs; ++r) {
@@ -89,6 +90,7 @@ int run_launch(const LaunchArgs& a) {
     if (pid == 0) {
       std::signal(SIGINT, SIG_DFL);
       std::signal(SIGTERM, SIG_DFL);
+      std::signal(SIGUSR1, SIG_DFL);
       setenv("RANK", std::to_string(r).c_str(), 1);
       setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       setenv("WORLD_SIZE", std::to_string(a.procs).c_str(), 1);
@@ -123,7 +125,8 @@ int run_launch(const LaunchArgs& a) {
         if (code != 0 && result == 0) {
           result = code;
           failed_at = std::chrono::steady_clock::now();
-          if (running > 0 && code != 130)  // 130: a clean stop (signal, --stop-after-steps) on every rank
+          // 130 (SIGINT, --stop-after-steps) and 75 (SIGTERM/SIGUSR1, requeue): a clean stop on every rank
+          if (running > 0 && code != 130 && code != 75)
             std::cerr << "launch: rank " << r << " exited with code " << code << "; waiting up to " << a.grace
                       << " s for the other ranks" << std::endl;
         }

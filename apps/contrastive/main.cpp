@@ -79,8 +79,15 @@ int run_train(CLI::App& cmd, Config& flags, const std::string& config_file, cons
   apply_flags(cmd, flags, config);
   install_stop_handlers();
   TrainResult r = run_training(config, resume);
+  if (r.already_complete) return 0;
+  if (r.interrupted && r.requeue) {
+    log_info("run pre-empted (SIGTERM/SIGUSR1); exit " + std::to_string(kRequeueExitCode) +
+             " asks for a requeue; the same command (or --resume " + r.run_dir + ") continues it");
+    return kRequeueExitCode;
+  }
   if (r.interrupted) {
-    log_info("run interrupted; continue with: contrastive train --resume " + r.run_dir);
+    log_info("run interrupted; continue with: contrastive train --resume " + r.run_dir +
+             " (or the same command again)");
     return 130;
   }
   std::ostringstream done;

@@ -113,6 +113,11 @@ struct TrainConfig {
   bool allow_emulated_bf16 = false;    // run bf16 even on a CPU without native bf16 (many times slower)
   bool bf16 = false;           // request alias of precision bf16 (the flag of earlier versions); cleared when resolved
   bool channels_last = false;  // request alias of memory_format channels-last; likewise
+  // Long jobs: checkpoints between epoch ends (both 0 = only at epoch ends), step files kept, automatic resume.
+  int64_t checkpoint_every_steps = 0;   // > 0: also write last.ckpt every N global steps
+  double checkpoint_every_minutes = 0;  // > 0: also write last.ckpt when M minutes passed since the last one
+  int64_t keep_checkpoints = 0;         // > 0: keep the last K interval checkpoints as step-NNNNNN.ckpt
+  bool no_auto_resume = false;          // true: an --out that holds a checkpoint is an error (no auto-resume)
 };
 
 // Data-parallel settings (the world size itself comes from the launcher's environment, see dist.h).
@@ -173,6 +178,17 @@ bool bf16_keeps_accuracy(const std::string& method);
 
 // Range and consistency checks; throws InputError naming the key and the value.
 void validate(const Config& config, int64_t world_size = 1);
+
+// Keys ("section.name") that may differ between a run's saved config and the command that continues it
+// (--resume or automatic resume): how long, where, with how many threads, logging and checkpoint cadence.
+const std::vector<std::string>& resume_mutable_keys();
+// Copies the values of `keys` ("section.name") from `from` into `to`.
+void copy_config_keys(const Config& from, Config& to, const std::vector<std::string>& keys);
+// The first key (table order) whose value differs between `a` and `b`, skipping `ignored`, as
+// "--flag (A in a, B in b)" with the given names for a and b; "" when they agree. Values are compared after
+// a YAML round trip, as a checkpoint stores them.
+std::string first_config_difference(const Config& a, const Config& b, const std::vector<std::string>& ignored,
+                                    const std::string& name_a, const std::string& name_b);
 
 // Parses a multi-crop spec "2x32,4x16" into (count, size) pairs. Bad syntax -> InputError.
 std::vector<std::pair<int64_t, int64_t>> parse_multi_crop(const std::string& spec);

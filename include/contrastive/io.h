@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,8 @@ namespace contrastive {
 constexpr uint32_t kCheckpointVersion = 1;
 
 void write_checkpoint(const std::string& path, torch::serialize::OutputArchive& archive);
+// The same checkpoint to several files, serialised once and written (atomically each) in the given order.
+void write_checkpoint(const std::vector<std::string>& paths, torch::serialize::OutputArchive& archive);
 // Verifies magic, version, size and checksum; a torn or foreign file throws InputError naming the file.
 void read_checkpoint(const std::string& path, torch::serialize::InputArchive& archive);
 

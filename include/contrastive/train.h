@@ -15,14 +15,23 @@ namespace contrastive {
 struct TrainResult {
   std::string run_dir;
   int64_t epochs_done = 0;
-  bool interrupted = false;     // stopped by SIGINT/SIGTERM after writing a checkpoint
+  bool interrupted = false;       // stopped by a signal or --stop-after-steps after writing a checkpoint
+  bool requeue = false;           // ... by SIGTERM or SIGUSR1 (pre-emption): the job should be requeued
+  bool already_complete = false;  // --out held a finished run of the same configuration: nothing was done
   double last_test_top1 = -1;   // -1: the method has no classifier
   double best_test_top1 = -1;
   double last_knn_top1 = -1;    // -1: kNN monitor off
   int64_t nan_skips = 0;
 };
 
-// Trains from scratch (resume_dir empty) or continues the run in resume_dir from its last.ckpt.
+// Exit status of `contrastive train` stopped by SIGTERM or SIGUSR1 with a checkpoint written: EX_TEMPFAIL of
+// sysexits.h ("try again later"), so that a job script can requeue on it; SIGINT and --stop-after-steps give 130.
+constexpr int kRequeueExitCode = 75;
+
+// Trains from scratch (resume_dir empty) or continues the run in resume_dir from its last.ckpt. Without
+// resume_dir, an --out that holds a checkpoint of the same configuration is continued from its newest
+// readable checkpoint (automatic resume, unless train.no_auto_resume); another configuration -> InputError
+// naming the first differing key; a finished one returns already_complete.
 TrainResult run_training(Config config, const std::string& resume_dir = "");
 
 // Learning rate at a (fractional) point of training: warm-up, then cosine / step / constant (docs/methods.md §3).
@@ -68,9 +77,11 @@ class CpuBf16Autocast {
 void module_to_channels_last(torch::nn::Module& module);
 std::vector<torch::Tensor> views_to_channels_last(std::vector<torch::Tensor> views);
 
-// Cooperative stop (SIGINT/SIGTERM): the trainer finishes the step, checkpoints and returns.
+// Cooperative stop (SIGINT, SIGTERM, SIGUSR1): the trainer finishes the step, checkpoints and returns;
+// SIGTERM and SIGUSR1 also ask for a requeue (TrainResult::requeue).
 void request_stop();
 bool stop_requested();
+bool requeue_requested();
 void install_stop_handlers();
 
 // Resolves --device auto|cpu|cuda. "cuda" without a usable CUDA device (a CPU-only LibTorch, or a CUDA build on

@@ -136,7 +136,11 @@ void init(const DistEnv& env, const DistOptions& options, torch::Device device) 
     so.waitWorkers = true;
     so.timeout = timeout;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
-    s.store = c10::make_intrusive<c10d::PrefixStore>("contrastive", tcp);
+    // torchrun keeps its store across restarts of the workers (--max_restarts): each attempt gets its own key
+    // space, as torch's own env:// rendezvous does, so that no key of a dead attempt is read.
+    const std::string attempt = env_str("TORCHELASTIC_RESTART_COUNT", "");
+    s.store = c10::make_intrusive<c10d::PrefixStore>(
+        attempt.empty() ? std::string("contrastive") : "contrastive/attempt_" + attempt, tcp);
   } catch (const std::exception& e) {
     throw RunError("distributed: rank " + std::to_string(env.rank) + " could not join the rendezvous at " +
                    env.master_addr + ":" + std::to_string(env.master_port) + " (time-out " +

@@ -143,14 +143,21 @@ void read_checkpoint_bytes(const std::string& file, const std::string& name,
 }  // namespace detail
 
 void write_checkpoint(const std::string& path, torch::serialize::OutputArchive& archive) {
+  write_checkpoint(std::vector<std::string>{path}, archive);
+}
+
+void write_checkpoint(const std::vector<std::string>& paths, torch::serialize::OutputArchive& archive) {
   std::ostringstream payload;
   archive.save_to(payload);
-  try {
-    write_atomic_or_fail(path, detail::frame_checkpoint(payload.str()));
-  } catch (const WriteFailure& f) {
-    // One line that a user with a full disk understands without knowing about temp files.
-    throw RunError("checkpoint " + path + " could not be written (" + f.step + " failed: " + f.reason + "); " +
-                   what_is_kept(path, "checkpoint"));
+  const std::string framed = detail::frame_checkpoint(payload.str());
+  for (const auto& path : paths) {
+    try {
+      write_atomic_or_fail(path, framed);
+    } catch (const WriteFailure& f) {
+      // One line that a user with a full disk understands without knowing about temp files.
+      throw RunError("checkpoint " + path + " could not be written (" + f.step + " failed: " + f.reason + "); " +
+                     what_is_kept(path, "checkpoint"));
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -29,7 +30,11 @@ namespace contrastive {
 
 namespace {
 std::atomic<bool> g_stop{false};
-extern "C" void on_stop_signal(int) { g_stop.store(true); }
+std::atomic<bool> g_requeue{false};  // SIGTERM / SIGUSR1: a pre-emption; the job should be requeued
+extern "C" void on_stop_signal(int sig) {
+  if (sig != SIGINT) g_requeue.store(true);
+  g_stop.store(true);
+}
 }  // namespace
 
 // LibTorch 2.4 replaced the per-device autocast setters with ones taking the device type (the old ones are
@@ -73,9 +78,11 @@ std::vector<torch::Tensor> views_to_channels_last(std::vector<torch::Tensor> vie
 
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
+bool requeue_requested() { return g_requeue.load(); }
 void install_stop_handlers() {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGUSR1, on_stop_signal);
 }
 
 SpeedContext speed_context(const torch::Device& device) {
@@ -265,6 +272,7 @@ struct Position {
 
 void save_run_checkpoint(const std::vector<std::string>& paths, const Config& config, MethodImpl& method,
                          torch::optim::Optimizer& optimizer, const Position& pos, const torch::Tensor& boxes) {
+  // `paths` in order: last.ckpt first, so that it is never older than a step file (auto-resume takes it).
   torch::serialize::OutputArchive archive, model, optim;
   method.save(model);
   optimizer.save(optim);
@@ -278,7 +286,109 @@ void save_run_checkpoint(const std::vector<std::string>& paths, const Config& co
   archive_put(archive, "nan_skips", pos.nan_skips);
   archive_put(archive, "world_size", dist::world_size());
   if (boxes.defined()) archive.write("boxes", boxes, /*is_buffer=*/true);
-  for (const auto& p : paths) write_checkpoint(p, archive);
+  write_checkpoint(paths, archive);
+}
+
+// RUN_DIR/step-NNNNNN.ckpt: the interval checkpoint after NNNNNN global steps.
+std::string step_checkpoint_path(const std::string& run_dir, int64_t global_step) {
+  std::ostringstream name;
+  name << "step-" << std::setw(6) << std::setfill('0') << global_step << ".ckpt";
+  return run_dir + "/" + name.str();
+}
+
+// The step checkpoints of a run directory, newest (largest global step) first. Temporary files of an
+// interrupted write (step-N.ckpt.tmp) are not checkpoints.
+std::vector<std::string> step_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(run_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= 10 || name.rfind("step-", 0) != 0 || name.substr(name.size() - 5) != ".ckpt") continue;
+    const std::string digits = name.substr(5, name.size() - 10);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 18)
+      continue;
+    found.emplace_back(std::stoll(digits), entry.path().string());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+// Keeps the `keep` newest step checkpoints, deleting older ones (after a new one was written).
+void prune_step_checkpoints(const std::string& run_dir, int64_t keep) {
+  const auto all = step_checkpoints(run_dir);
+  for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i) {
+    std::error_code ec;
+    fs::remove(all[i], ec);
+    if (ec) log_warn("could not delete the old step checkpoint " + all[i] + ": " + ec.message());
+  }
+}
+
+// Reads a checkpoint to continue from: the saved config becomes the run's, except the keys a resume may
+// change (taken from `config`); fills `pos`. A checkpoint of another world size -> InputError.
+std::unique_ptr<torch::serialize::InputArchive> read_resume_point(const std::string& ckpt, Config& config,
+                                                                  Position& pos, int64_t world) {
+  auto archive = std::make_unique<torch::serialize::InputArchive>();
+  read_checkpoint(ckpt, *archive);
+  Config saved;
+  config_from_yaml_string(archive_get_string(*archive, "config"), saved, ckpt);
+  // The saved run defines the work; only how long, where, with how many threads and how often it
+  // checkpoints may change.
+  copy_config_keys(config, saved, resume_mutable_keys());
+  config = saved;
+  pos.epoch = archive_get_int(*archive, "epoch");
+  pos.step = archive_get_int(*archive, "step");
+  pos.global_step = archive_get_int(*archive, "global_step");
+  pos.best_metric = archive_get_double(*archive, "best_metric");
+  pos.nan_skips = archive_get_int(*archive, "nan_skips");
+  c10::IValue saved_world;
+  const int64_t was =
+      archive->try_read("world_size", saved_world) && saved_world.isInt() ? saved_world.toInt() : 1;
+  if (was != world)
+    throw InputError(ckpt + ": written by a run of " + std::to_string(was) + " process(es); resume it with " +
+                     std::to_string(was) + " (the data order and the batch per process depend on it), not " +
+                     std::to_string(world));
+  return archive;
+}
+
+// Rank 0's decision for a run directory given without --resume, as one string every rank receives:
+// "fresh", "resume:<ckpt>", "complete:<ckpt>" or "error:<message>". `config` is this command's resolved
+// config; `notes` collects warnings about unreadable checkpoints that were passed over.
+std::string auto_resume_decision(const std::string& run_dir, const Config& config, int64_t world,
+                                 std::vector<std::string>& notes) {
+  std::vector<std::string> candidates;
+  if (fs::exists(run_dir + "/last.ckpt")) candidates.push_back(run_dir + "/last.ckpt");
+  for (auto& p : step_checkpoints(run_dir)) candidates.push_back(p);
+  if (candidates.empty()) return "fresh";
+  const std::string again = "continue it with --resume " + run_dir + " or choose another --out";
+  if (config.train.no_auto_resume)
+    return "error:" + run_dir + " already holds a run (" + fs::path(candidates[0]).filename().string() + "); " +
+           again + " (--no-auto-resume is on)";
+  std::string first_failure;
+  for (const auto& ckpt : candidates) {
+    try {
+      torch::serialize::InputArchive archive;
+      read_checkpoint(ckpt, archive);
+      Config saved;
+      config_from_yaml_string(archive_get_string(archive, "config"), saved, ckpt);
+      c10::IValue saved_world;
+      const int64_t was =
+          archive.try_read("world_size", saved_world) && saved_world.isInt() ? saved_world.toInt() : 1;
+      if (was != world)
+        return "error:" + ckpt + ": written by a run of " + std::to_string(was) + " process(es), this one has " +
+               std::to_string(world) + "; " + again;
+      const std::string diff = first_config_difference(saved, config, resume_mutable_keys(), ckpt, "this command");
+      if (!diff.empty())
+        return "error:" + run_dir + " holds a run with another configuration: " + diff + "; " + again;
+      if (archive_get_int(archive, "epoch") >= config.train.epochs) return "complete:" + ckpt;
+      return "resume:" + ckpt;
+    } catch (const InputError& e) {  // torn, corrupted or foreign: try the next older one
+      notes.push_back(std::string(e.what()) + "; passed over for auto-resume");
+      if (first_failure.empty()) first_failure = e.what();
+    }
+  }
+  return "error:" + first_failure + " (no readable checkpoint in " + run_dir + "); choose another --out";
 }
 
 // Rewrites metrics.jsonl keeping only the records of epochs <= `epochs` (a run killed between writing its metrics
@@ -341,34 +451,13 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   } dist_guard;
   Position pos;
   std::unique_ptr<torch::serialize::InputArchive> resume_archive;
+  std::string resumed_from;  // the checkpoint this run continues ("" for a fresh run)
   if (!resume_dir.empty()) {
     const std::string ckpt = resume_dir + "/last.ckpt";
     if (!fs::exists(ckpt)) throw InputError(ckpt + ": no checkpoint to resume from");
-    resume_archive = std::make_unique<torch::serialize::InputArchive>();
-    read_checkpoint(ckpt, *resume_archive);
-    Config saved;
-    config_from_yaml_string(archive_get_string(*resume_archive, "config"), saved, ckpt);
-    // The saved run defines the work; only how long, where and with how many threads may change.
-    saved.train.epochs = config.train.epochs;
-    saved.train.threads = config.train.threads;
-    saved.train.device = config.train.device;
-    saved.train.log_every = config.train.log_every;
-    saved.train.stop_after_steps = config.train.stop_after_steps;
-    saved.train.out = resume_dir;
-    config = saved;
-    pos.epoch = archive_get_int(*resume_archive, "epoch");
-    pos.step = archive_get_int(*resume_archive, "step");
-    pos.global_step = archive_get_int(*resume_archive, "global_step");
-    pos.best_metric = archive_get_double(*resume_archive, "best_metric");
-    pos.nan_skips = archive_get_int(*resume_archive, "nan_skips");
-    c10::IValue saved_world;
-    const int64_t was = resume_archive->try_read("world_size", saved_world) && saved_world.isInt()
-                            ? saved_world.toInt()
-                            : 1;
-    if (was != world)
-      throw InputError(ckpt + ": written by a run of " + std::to_string(was) + " process(es); resume it with " +
-                       std::to_string(was) + " (the data order and the batch per process depend on it), not " +
-                       std::to_string(world));
+    resume_archive = read_resume_point(ckpt, config, pos, world);
+    config.train.out = resume_dir;
+    resumed_from = ckpt;
   }
   resolve_defaults(config, world);
   const torch::Device device = resolve_device(config.train.device);
@@ -389,15 +478,41 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   dist::set_sync_bn(config.dist.sync_bn);
   dist::set_gather_negatives(!config.dist.no_gather);
 
-  DataSplits data = load_data(config);
-
   // Rank 0 names the run directory (the default one has a time stamp) and is the only one to write in it.
   const std::string run_dir = dist::broadcast_string(
       tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out);
   config.train.out = run_dir;
-  if (resume_dir.empty() && fs::exists(run_dir + "/last.ckpt"))
-    throw InputError(run_dir + " already holds a run (last.ckpt); continue it with --resume " + run_dir +
-                     " or choose another --out");
+  std::vector<std::string> resume_notes;
+  bool auto_resumed = false;
+  if (resume_dir.empty()) {
+    // Automatic resume: rank 0 looks at the directory and every rank takes its decision.
+    const std::string decision =
+        dist::broadcast_string(lead ? auto_resume_decision(run_dir, config, world, resume_notes) : "");
+    const auto colon = decision.find(':');
+    const std::string kind = decision.substr(0, colon),
+                      what = colon == std::string::npos ? "" : decision.substr(colon + 1);
+    if (kind == "error") throw InputError(what);
+    if (kind == "complete") {
+      for (const auto& n : resume_notes) log_warn(n);
+      log_info("run " + run_dir + " is complete (" + what + " has all " + std::to_string(tc.epochs) +
+               " epochs); nothing to do");
+      TrainResult done;
+      done.run_dir = run_dir;
+      done.already_complete = true;
+      done.epochs_done = tc.epochs;
+      return done;
+    }
+    if (kind == "resume") {
+      resume_archive = read_resume_point(what, config, pos, world);
+      config.train.out = run_dir;
+      resolve_defaults(config, world);
+      validate(config, world);
+      resumed_from = what;
+      auto_resumed = true;
+    }
+  }
+
+  DataSplits data = load_data(config);
   dist::barrier();  // every rank has checked the directory before rank 0 writes into it
   struct LogGuard {
     ~LogGuard() { detach_log_file(); }
@@ -408,6 +523,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     attach_log_file(run_dir + "/train.log");
     write_file_atomic(run_dir + "/config.yaml", config_to_yaml(config));
   }
+  for (const auto& n : resume_notes) log_warn(n);
 
   log_info("contrastive train: method " + config.method.name + ", dataset " + config.data.dataset + " (" +
            std::to_string(data.train->size()) + " train / " + std::to_string(data.test->size()) + " test, " +
@@ -460,12 +576,15 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       method->load(model);
       optimizer->load(optim);
     } catch (const c10::Error& e) {
-      throw InputError(resume_dir + "/last.ckpt: state does not match this method and model");
+      throw InputError(resumed_from + ": state does not match this method and model");
     }
     torch::Tensor boxes;
     if (resume_archive->try_read("boxes", boxes, true)) views->set_boxes(boxes);
-    log_info("resumed from " + resume_dir + "/last.ckpt at epoch " + std::to_string(pos.epoch + 1) + ", step " +
-             std::to_string(pos.step));
+    log_info(std::string(auto_resumed ? "auto-resume: this run directory holds a checkpoint of the same "
+                                        "configuration; "
+                                      : "") +
+             "resumed from " + resumed_from + " at epoch " + std::to_string(pos.epoch + 1) + ", step " +
+             std::to_string(pos.step) + " (global step " + std::to_string(pos.global_step) + ")");
   }
   // Every rank starts from rank 0's weights and buffers (identical by seeding already; this makes it a fact).
   dist::broadcast_module(*method);
@@ -490,6 +609,25 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
                                    std::to_string(data.train->size()) + " training images with --drop-last");
   const int64_t total_steps = steps * tc.epochs;
   const std::vector<std::string> last_path{run_dir + "/last.ckpt"};
+  // Interval checkpoints (--checkpoint-every-steps / --checkpoint-every-minutes): rank 0 alone decides (it alone
+  // writes), so the clock needs no agreement between ranks.
+  auto last_checkpoint_time = std::chrono::steady_clock::now();
+  auto interval_due = [&](int64_t steps_done) {
+    if (tc.checkpoint_every_steps > 0 && steps_done % tc.checkpoint_every_steps == 0) return true;
+    if (tc.checkpoint_every_minutes <= 0) return false;
+    const double minutes =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint_time).count() / 60.0;
+    return minutes >= tc.checkpoint_every_minutes;
+  };
+  // Writes the checkpoint files; returns the seconds it took (serialising, writing, fsync, renames).
+  auto write_checkpoint_files = [&](std::vector<std::string> paths, const Position& at, bool interval) {
+    const auto start = std::chrono::steady_clock::now();
+    if (interval && tc.keep_checkpoints > 0) paths.push_back(step_checkpoint_path(run_dir, at.global_step));
+    save_run_checkpoint(paths, config, *method, *optimizer, at, views->boxes());
+    if (interval && tc.keep_checkpoints > 0) prune_step_checkpoints(run_dir, tc.keep_checkpoints);
+    last_checkpoint_time = std::chrono::steady_clock::now();
+    return std::chrono::duration<double>(last_checkpoint_time - start).count();
+  };
 
   TrainResult result;
   result.run_dir = run_dir;
@@ -538,12 +676,14 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
         for (const auto& [name, term] : out.terms)
           if (!term.isfinite().all().item<bool>()) bad = "loss term '" + name + "'";
       }
-      bool stop_now = stop_requested();
+      bool stop_now = stop_requested(), requeue = requeue_requested();
       if (dist::active()) {  // all ranks take the same decision: skip/stop together, or none does
-        auto flags = dist::all_reduce_sum(torch::tensor({bad.empty() ? 0.0 : 1.0, stop_now ? 1.0 : 0.0}));
+        auto flags = dist::all_reduce_sum(
+            torch::tensor({bad.empty() ? 0.0 : 1.0, stop_now ? 1.0 : 0.0, requeue ? 1.0 : 0.0}));
         if (bad.empty() && flags[0].item<double>() > 0) bad = "loss on another rank";
         if (!bad.empty() && dist::rank() != 0) bad += " (rank " + std::to_string(dist::rank()) + ")";
         stop_now = flags[1].item<double>() > 0;
+        requeue = flags[2].item<double>() > 0;
       }
       if (bad.empty()) {
         total.backward();
@@ -577,12 +717,23 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       if (stop_now || (tc.stop_after_steps > 0 && ctx.global_step + 1 == tc.stop_after_steps)) {
         progress.finish();
         pos = {epoch, batch->step + 1, ctx.global_step + 1, pos.best_metric, result.nan_skips};
-        if (lead) save_run_checkpoint(last_path, config, *method, *optimizer, pos, views->boxes());
+        if (lead) write_checkpoint_files(last_path, pos, false);
         log_info("stopped by signal after epoch " + std::to_string(epoch + 1) + " step " +
                  std::to_string(batch->step) + "; checkpoint written to " + run_dir + "/last.ckpt");
         result.interrupted = true;
+        result.requeue = stop_now && requeue;
         result.epochs_done = epoch;
         return result;
+      }
+      // A mid-epoch checkpoint; at the epoch's last step the epoch-end checkpoint below is the one.
+      if (lead && batch->step + 1 < steps && interval_due(ctx.global_step + 1)) {
+        const Position here{epoch, batch->step + 1, ctx.global_step + 1, pos.best_metric, result.nan_skips};
+        const double took = write_checkpoint_files(last_path, here, true);
+        log_info("checkpoint at global step " + std::to_string(here.global_step) + " (epoch " +
+                 std::to_string(epoch + 1) + ", step " + std::to_string(here.step) + ") written to " + run_dir +
+                 "/last.ckpt" +
+                 (tc.keep_checkpoints > 0 ? " and " + step_checkpoint_path(run_dir, here.global_step) : "") +
+                 " in " + std::to_string(static_cast<int64_t>(took * 1000 + 0.5)) + " ms");
       }
     }
     progress.finish();
@@ -671,12 +822,19 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     pos = {epoch + 1, 0, (epoch + 1) * steps, std::max(pos.best_metric, metric), result.nan_skips};
     std::vector<std::string> paths = last_path;
     if (improved) paths.push_back(run_dir + "/best.ckpt");
-    if (lead) save_run_checkpoint(paths, config, *method, *optimizer, pos, views->boxes());
+    if (lead) write_checkpoint_files(paths, pos, interval_due(pos.global_step));
     result.epochs_done = epoch + 1;
-    bool stop_end = stop_requested();
-    if (dist::active()) stop_end = dist::all_reduce_sum(torch::tensor({stop_end ? 1.0 : 0.0}))[0].item<double>() > 0;
-    if (stop_end) {
+    bool stop_end = stop_requested(), requeue_end = requeue_requested();
+    if (dist::active()) {
+      auto flags = dist::all_reduce_sum(torch::tensor({stop_end ? 1.0 : 0.0, requeue_end ? 1.0 : 0.0}));
+      stop_end = flags[0].item<double>() > 0;
+      requeue_end = flags[1].item<double>() > 0;
+    }
+    if (stop_end && epoch + 1 < tc.epochs) {
+      log_info("stopped by signal after epoch " + std::to_string(epoch + 1) + "; checkpoint written to " +
+               run_dir + "/last.ckpt");
       result.interrupted = true;
+      result.requeue = requeue_end;
       return result;
     }
   }
