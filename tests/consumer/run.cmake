@@ -1,9 +1,20 @@
 # Installs the project into a temporary prefix, then configures, builds and runs the consumer against it.
+# PREFIXES ('|'-separated) and CUDA_* are the build's own LibTorch settings: a consumer of a pip-wheel build must
+# point at the same LibTorch (and its nvcc), or find_package(Torch) takes another one (Debian's) and the link fails.
 set(prefix ${WORK}/prefix)
 file(REMOVE_RECURSE ${WORK})
+set(prefixes ${prefix})
+if(PREFIXES)
+  string(REPLACE "|" "\\;" extra "${PREFIXES}")
+  set(prefixes "${prefix}\\;${extra}")
+endif()
+set(cuda_args "")
+if(CUDA_COMPILER)
+  set(cuda_args ";-DCMAKE_CUDA_COMPILER=${CUDA_COMPILER};-DCUDAToolkit_ROOT=${CUDA_ROOT};-DTORCH_CUDA_ARCH_LIST=${CUDA_ARCHS}")
+endif()
 foreach(step
     "${CMAKE_COMMAND};--install;${BUILD};--prefix;${prefix}"
-    "${CMAKE_COMMAND};-S;${SRC}/tests/consumer;-B;${WORK}/build;-DCMAKE_PREFIX_PATH=${prefix};-DCMAKE_BUILD_TYPE=Release"
+    "${CMAKE_COMMAND};-S;${SRC}/tests/consumer;-B;${WORK}/build;-DCMAKE_PREFIX_PATH=${prefixes};-DCMAKE_BUILD_TYPE=Release${cuda_args}"
     "${CMAKE_COMMAND};--build;${WORK}/build;-j2"
     "${WORK}/build/consumer")
   execute_process(COMMAND ${step} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
