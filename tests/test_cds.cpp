@@ -28,7 +28,7 @@ TEST(CDS, HeadsMapEveryStageToTheLastStageWidthForEveryDepthAndSize) {
     for (int64_t size : {28, 32}) {
       for (std::string design : {"sepconv", "mlp"}) {
         auto spec = cds_spec(arch, size, size == 28 ? 1 : 3);
-        spec.config.method.cds_head = design;
+        method_option<std::string>(spec.config, "head") = design;
         auto m = make_method(spec);
         auto backbone = std::dynamic_pointer_cast<ResNetImpl>(m->backbone());
         ASSERT_TRUE(backbone);
@@ -47,7 +47,7 @@ TEST(CDS, HeadsMapEveryStageToTheLastStageWidthForEveryDepthAndSize) {
 TEST(CDS, LossIsCEOnViewOnePlusWeightedSupConOverFourStages) {
   torch::manual_seed(1);
   auto spec = cds_spec("resnet18", 16, 3);
-  spec.config.method.cds_weights = {1, 0.5, 0, 2};
+  method_option<std::vector<double>>(spec.config, "weights") = {1, 0.5, 0, 2};
   auto m = make_method(spec);
   m->train();
   auto v1 = torch::randn({8, 3, 16, 16}), v2 = torch::randn({8, 3, 16, 16});
@@ -85,7 +85,7 @@ TEST(CDS, LossIsCEOnViewOnePlusWeightedSupConOverFourStages) {
 TEST(CDS, SimCLRVariantUsesNoLabels) {
   torch::manual_seed(2);
   auto spec = cds_spec("resnet18", 16, 3);
-  spec.config.method.cds_loss = "simclr";
+  method_option<std::string>(spec.config, "loss") = "simclr";
   auto m = make_method(spec);
   m->eval();  // deterministic BN so both calls see the same features
   auto v1 = torch::randn({8, 3, 16, 16}), v2 = torch::randn({8, 3, 16, 16});
@@ -111,7 +111,7 @@ TEST(CDS, LabelSplitIsStratifiedAndSeeded) {
 TEST(CDS, SemiSupervisedLossIgnoresLabelsOfUnlabelledImages) {
   torch::manual_seed(3);
   auto spec = cds_spec("resnet18", 16, 3);
-  spec.config.method.labeled_fraction = 0.5;
+  method_option<double>(spec.config, "labeled_fraction") = 0.5;
   spec.train_labels = torch::arange(8, torch::kLong).remainder(4);
   spec.train_size = 8;
   auto m = make_method(spec);

@@ -29,7 +29,7 @@ MethodSpec spec_for(const std::string& method, int64_t batch = 8) {
   spec.config.model.width = 4;
   spec.config.train.batch_size = batch;
   if (method == "amdim") spec.config.model.arch = "amdim";
-  if (method == "moco") spec.config.method.queue_size = 4 * batch;
+  if (method == "moco") method_option<int64_t>(spec.config, "queue_size") = 4 * batch;
   resolve_defaults(spec.config);
   spec.in_channels = 3;
   spec.image_size = 16;
@@ -75,13 +75,13 @@ torch::Tensor encode(ResNetImpl& net, MLPImpl& head, const torch::Tensor& x) {
 TEST(Moco, FirstLossUsesTheInitialQueueAndKeysAreEnqueuedAfterwardsAtThePointer) {
   torch::manual_seed(0);
   auto spec = spec_for("moco");
-  spec.config.method.bn_splits = 1;  // plain BN: the shuffle cannot change k, so k can be recomputed here
+  method_option<int64_t>(spec.config, "bn_splits") = 1;  // plain BN: the shuffle cannot change k, so k can be recomputed here
   auto m = make_method(spec);
   m->train();
   auto q_net = child<ResNetImpl>(*m, "backbone");
   auto q_head = child<MLPImpl>(*m, "head");
   auto queue0 = named_buffer(*m, "queue").clone();
-  ASSERT_EQ(queue0.sizes(), (std::vector<int64_t>{spec.config.method.proj_dim, 32}));
+  ASSERT_EQ(queue0.sizes(), (std::vector<int64_t>{method_option<int64_t>(spec.config, "proj_dim"), 32}));
   EXPECT_TRUE(torch::allclose(queue0.norm(2, 0), torch::ones({32}), 1e-5, 1e-5));  // normalised columns
   auto v = two_views(8);
   // At step 0 θ_k = θ_q, so the momentum update leaves them equal and k = f_q(v2).
@@ -89,7 +89,7 @@ TEST(Moco, FirstLossUsesTheInitialQueueAndKeysAreEnqueuedAfterwardsAtThePointer)
   StepContext ctx;
   ctx.seed = 7;
   auto out = m->loss(v, torch::zeros({8}, torch::kLong), torch::arange(8), ctx);
-  const double T = spec.config.method.temperature;
+  const double T = method_option<double>(spec.config, "temperature");
   EXPECT_NEAR(out.total().item<double>(), functional::info_nce(q, k, queue0, T).item<double>(), 1e-4);
   // Enqueuing before the logits would have made k its own negative: a different loss.
   auto queue_if_early = queue0.clone();
@@ -121,7 +121,7 @@ TEST(Moco, PointerWrapsAroundTheQueue) {
 TEST(Moco, MomentumUpdateAveragesParametersButNotBuffers) {
   torch::manual_seed(2);
   auto spec = spec_for("moco");
-  spec.config.method.momentum_ema = 0.9;
+  method_option<double>(spec.config, "momentum_ema") = 0.9;
   auto m = make_method(spec);
   m->train();
   auto q_net = child<ResNetImpl>(*m, "backbone");
@@ -168,8 +168,8 @@ TEST(Moco, KeyEncoderHasNoGradientAndIsNotOptimized) {
 TEST(Moco, SymmetricLossIsASumAndEnqueuesTwoBatchesOfKeys) {
   torch::manual_seed(4);
   auto spec = spec_for("moco");
-  spec.config.method.symmetric = true;
-  spec.config.method.bn_splits = 1;
+  method_option<bool>(spec.config, "symmetric") = true;
+  method_option<int64_t>(spec.config, "bn_splits") = 1;
   auto m = make_method(spec);
   m->train();
   auto q_net = child<ResNetImpl>(*m, "backbone");
@@ -178,7 +178,7 @@ TEST(Moco, SymmetricLossIsASumAndEnqueuesTwoBatchesOfKeys) {
   auto v = two_views(8);
   auto f1 = encode(*q_net, *q_head, v[0]), f2 = encode(*q_net, *q_head, v[1]);
   auto out = m->loss(v, torch::zeros({8}, torch::kLong), torch::arange(8), StepContext{});
-  const double T = spec.config.method.temperature;
+  const double T = method_option<double>(spec.config, "temperature");
   const double expected = functional::info_nce(f1, f2, queue0, T).item<double>() +
                           functional::info_nce(f2, f1, queue0, T).item<double>();
   EXPECT_NEAR(out.total().item<double>(), expected, 1e-4);
@@ -197,7 +197,7 @@ TEST(SimSiam, StopGradientKeepsGradientOutOfZ) {
   auto grad_of = [&](bool no_stop_grad) {
     torch::manual_seed(6);
     auto s = spec;
-    s.config.method.no_stop_grad = no_stop_grad;
+    method_option<bool>(s.config, "no_stop_grad") = no_stop_grad;
     auto m = make_method(s);
     m->train();
     auto out = m->loss(v, torch::zeros({8}, torch::kLong), torch::arange(8), StepContext{});
@@ -212,15 +212,15 @@ TEST(SimSiam, StopGradientKeepsGradientOutOfZ) {
   EXPECT_FALSE(torch::allclose(g_sg, g_nsg, 1e-5, 1e-6));  // different gradients
 
   // Directly: a hook on z sees no gradient coming from the loss's target side.
-  auto z = torch::randn({8, spec.config.method.proj_dim}, torch::requires_grad());
-  auto p = torch::randn({8, spec.config.method.proj_dim}, torch::requires_grad());
+  auto z = torch::randn({8, method_option<int64_t>(spec.config, "proj_dim")}, torch::requires_grad());
+  auto p = torch::randn({8, method_option<int64_t>(spec.config, "proj_dim")}, torch::requires_grad());
   functional::simsiam_loss(p, p, z, z).backward();
   EXPECT_FALSE(z.grad().defined());
 }
 
 TEST(SimSiam, ProjectorLastBiasIsFrozenAndPredictorHasTheFixedLr) {
   auto spec = spec_for("simsiam");
-  spec.config.method.fix_pred_lr = true;
+  method_option<bool>(spec.config, "fix_pred_lr") = true;
   auto m = make_method(spec);
   auto proj = child<MLPImpl>(*m, "projector");
   auto pred = child<MLPImpl>(*m, "predictor");
@@ -242,7 +242,7 @@ TEST(SimSiam, ProjectorLastBiasIsFrozenAndPredictorHasTheFixedLr) {
   for (size_t i = 0; i < pp.size(); ++i) EXPECT_TRUE(fixed[i].is_same(pp[i]));
   ASSERT_EQ(opt->param_groups().size(), 2u);
   EXPECT_EQ(opt->param_groups()[1].params().size(), pp.size());
-  spec.config.method.fix_pred_lr = false;
+  method_option<bool>(spec.config, "fix_pred_lr") = false;
   EXPECT_TRUE(make_method(spec)->fixed_lr_parameters().empty());
 }
 
@@ -258,7 +258,7 @@ TEST(BYOL, TauScheduleEndpoints) {
 TEST(BYOL, AfterStepMovesTheTargetByTheScheduledTau) {
   torch::manual_seed(7);
   auto spec = spec_for("byol");
-  spec.config.method.momentum_ema = 0.9;
+  method_option<double>(spec.config, "momentum_ema") = 0.9;
   auto m = make_method(spec);
   m->train();
   auto online = child<ResNetImpl>(*m, "backbone");
@@ -381,13 +381,13 @@ TEST(Bank, MethodUpdatesTheBankRowsOfTheBatchAfterTheStep) {
   torch::manual_seed(11);
   for (std::string name : {"simclr", "supcon"}) {
     auto spec = spec_for(name);
-    spec.config.method.negatives = "memory-bank";
-    spec.config.method.bank_negatives = 16;
-    spec.config.method.bank_momentum = 0.5;
+    method_option<std::string>(spec.config, "negatives") = "memory-bank";
+    method_option<int64_t>(spec.config, "bank_negatives") = 16;
+    method_option<double>(spec.config, "bank_momentum") = 0.5;
     auto m = make_method(spec);
     m->train();
     auto bank0 = named_buffer(*m, "bank").clone();
-    ASSERT_EQ(bank0.sizes(), (std::vector<int64_t>{100, spec.config.method.proj_dim}));
+    ASSERT_EQ(bank0.sizes(), (std::vector<int64_t>{100, method_option<int64_t>(spec.config, "proj_dim")}));
     auto idx = torch::tensor({3, 10, 42, 99, 0, 5, 6, 7}, torch::kLong);
     auto out = m->loss(two_views(8), spec.train_labels.index_select(0, idx), idx, StepContext{});
     ASSERT_TRUE(std::isfinite(out.total().item<double>())) << name;
@@ -429,8 +429,8 @@ TEST(MultiCrop, SimCLRForwardsEachCropSizeSeparatelyAndUsesEveryView) {
       auto feats = l2n(torch::cat({big, small})).view({5, B, -1}).transpose(0, 1);
       want = functional::supcon_loss(feats, name == "supcon" ? labels : torch::Tensor(), {},
                                      SupConLossOptions()
-                                         .temperature(spec.config.method.temperature)
-                                         .base_temperature(spec.config.method.base_temperature));
+                                         .temperature(method_option<double>(spec.config, "temperature"))
+                                         .base_temperature(method_option<double>(spec.config, "base_temperature")));
     }
     EXPECT_NEAR(got, want.item<double>(), 1e-5) << name;
     // Every view, small crops included, gets a gradient.

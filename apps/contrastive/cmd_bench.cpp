@@ -8,12 +8,13 @@
 #include "commands.h"
 #include "contrastive/bench.h"
 #include "contrastive/common.h"
+#include "contrastive/registry.h"
 
 namespace contrastive::cli {
 namespace {
 
 struct BenchFlags {
-  std::string method = "simclr", arch = "resnet18", dataset = "fashion-mnist", data, device = "cpu";
+  std::string method = kBenchDefaultMethod, arch = "resnet18", dataset = "fashion-mnist", data, device = "cpu";
   int64_t width = 16, batch_size = 256, steps = 20, warmup = 3, threads = 0, train_subset = 0, peak_size = 2048,
           loader_threads = 0;
   std::string precision = "auto", memory_format = "auto";
@@ -71,7 +72,7 @@ void print_table(const BenchResult& r) {
 const CommandRegistration registration([](CLI::App& app) -> std::function<int()> {
   auto f = std::make_shared<BenchFlags>();
   auto* cmd = app.add_subcommand("bench", "throughput of the training step: end to end, model only, augmentation");
-  cmd->add_option("--method", f->method, "training method")->capture_default_str();
+  cmd->add_option("--method", f->method, "training method: " + method_registry().names_joined())->capture_default_str();
   cmd->add_option("--arch", f->arch, "backbone")->capture_default_str();
   cmd->add_option("--width", f->width, "base channels")->capture_default_str();
   cmd->add_option("--batch-size", f->batch_size, "images per step")->capture_default_str();

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "contrastive/common.h"
@@ -15,6 +17,7 @@
 #include "contrastive/dist.h"
 #include "contrastive/eval.h"
 #include "contrastive/platform.h"
+#include "contrastive/registry.h"
 #include "contrastive/train.h"
 #include "commands.h"
 
@@ -29,31 +32,78 @@ std::vector<CommandSetup>& command_registry() {
 
 namespace {
 
+// A value as --help shows it.
+std::string value_text(const ConfigTarget& target) {
+  return std::visit(
+      [](auto* t) {
+        using T = std::decay_t<decltype(*t)>;
+        std::ostringstream ss;
+        if constexpr (std::is_same_v<T, std::vector<double>>) {
+          for (size_t i = 0; i < t->size(); ++i) ss << (i ? "," : "") << (*t)[i];
+        } else if constexpr (std::is_same_v<T, bool>) {
+          ss << (*t ? "on" : "off");
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          ss << (t->empty() ? "''" : *t);
+        } else {
+          ss << *t;
+        }
+        return ss.str();
+      },
+      target);
+}
+
 // Registers every config key as a flag on `cmd`, bound to `flags`; after parsing, apply_flags copies the ones
-// the user gave onto the real config (so YAML < flags, and untouched keys keep the YAML/default value).
+// the user gave onto the real config (so YAML < flags, and untouched keys keep the YAML/default value). A
+// method's options come from the registry; a flag that several methods share (--temperature) is one flag, and
+// its help names each method with its default.
 void add_config_flags(CLI::App& cmd, Config& flags) {
-  for (auto& key : config_keys(flags)) {
-    const std::string name = "--" + key.flag;
+  auto keys = config_keys(flags);
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<const ConfigKey*, std::string>> groups;  // flag -> first key, help
+  for (const auto& key : keys) {
+    const bool method_key = flags.method.options.find(key.section) != nullptr;
+    auto it = groups.find(key.flag);
+    if (it == groups.end()) {
+      order.push_back(key.flag);
+      std::string help = key.help;
+      if (method_key) help += " [" + key.section + ": " + value_text(key.target);
+      groups[key.flag] = {&key, help};
+    } else if (method_key) {
+      it->second.second += ", " + key.section + ": " + value_text(key.target);
+    }
+  }
+  for (const auto& flag : order) {
+    const auto& [key, help_text] = groups[flag];
+    const bool method_key = flags.method.options.find(key->section) != nullptr;
+    const std::string help = method_key ? help_text + "]" : help_text;
+    const std::string name = "--" + flag;
+    const std::string group = method_key ? "Method options ([method: default])" : "Config";
     std::visit(
         [&](auto* target) {
           using T = std::decay_t<decltype(*target)>;
           if constexpr (std::is_same_v<T, bool>) {
-            cmd.add_flag(name, *target, key.help);
+            cmd.add_flag(name, *target, help)->group(group);
           } else if constexpr (std::is_same_v<T, std::vector<double>>) {
-            cmd.add_option(name, *target, key.help)->delimiter(',')->group("Config");
+            cmd.add_option(name, *target, help)->delimiter(',')->group(group);
+          } else if (method_key) {
+            cmd.add_option(name, *target, help)->group(group);
           } else {
-            cmd.add_option(name, *target, key.help)->capture_default_str()->group("Config");
+            cmd.add_option(name, *target, help)->capture_default_str()->group(group);
           }
         },
-        key.target);
+        key->target);
   }
 }
 
 void apply_flags(const CLI::App& cmd, Config& flags, Config& config) {
   auto from = config_keys(flags);
   auto to = config_keys(config);
+  std::map<std::string, const ConfigKey*> bound;  // flag -> the key its CLI option was bound to (the first)
+  for (const auto& k : from) bound.emplace(k.flag, &k);
+  std::map<std::string, std::vector<std::string>> method_flags;  // method flag given -> methods that have it
   for (size_t i = 0; i < from.size(); ++i) {
     if (cmd.count("--" + from[i].flag) == 0) continue;
+    if (flags.method.options.find(from[i].section)) method_flags[from[i].flag].push_back(from[i].section);
     std::visit(
         [&](auto* src) {
           using T = std::decay_t<decltype(*src)>;
@@ -65,7 +115,14 @@ void apply_flags(const CLI::App& cmd, Config& flags, Config& config) {
           }
           *std::get<std::decay_t<decltype(src)>>(to[i].target) = *src;
         },
-        from[i].target);
+        bound.at(from[i].flag)->target);
+  }
+  // A method option given for a run of another method would silently do nothing: say so instead.
+  for (const auto& [flag, methods] : method_flags) {
+    if (std::find(methods.begin(), methods.end(), config.method.name) != methods.end()) continue;
+    std::string list;
+    for (const auto& m : methods) list += (list.empty() ? "" : ", ") + m;
+    throw InputError("--" + flag + " is an option of --method " + list + ", not of " + config.method.name);
   }
 }
 
@@ -115,7 +172,8 @@ static void tune_malloc() {
 
 int main(int argc, char** argv) {
   tune_malloc();
-  CLI::App app{"contrastive: contrastive representation learning (CDS, SupCon, SimCLR, MoCo, SimSiam, BYOL, AMDIM)"};
+  CLI::App app{"contrastive: contrastive representation learning (methods: " + method_registry().names_joined(", ") +
+               ")"};
   app.require_subcommand(0, 1);
   bool show_version = false;
   app.add_flag("--version", show_version, "print the version, the LibTorch build and the CPU, then exit");

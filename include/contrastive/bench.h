@@ -10,6 +10,9 @@
 
 namespace contrastive {
 
+// The workload `contrastive bench` times when no --method is given (the README's speed tables use it).
+inline const std::string kBenchDefaultMethod = "simclr";
+
 struct BenchOptions {
   Config config;          // method, model, data, batch size, threads, device (resolve_defaults is applied)
   int64_t steps = 20;     // timed steps of each measurement

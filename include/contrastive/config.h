@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <variant>
@@ -28,40 +30,78 @@ struct ModelConfig {
   std::string init_from;          // state dict (.pt) to start from
 };
 
-struct MethodConfig {
-  std::string name = "cds";       // ce | supcon | simclr | moco | simsiam | byol | amdim | cds
-  double temperature = -1;        // -1: method default
-  double base_temperature = -1;   // -1: method default
-  int64_t proj_hidden = -1;       // projection MLP hidden size (-1: feature dim / method default)
-  int64_t proj_dim = -1;          // projection output
-  bool proj_bn = false;           // supcon/simclr/moco: BN after the head's hidden Linear (SimCLR paper's head)
-  int64_t pred_hidden = -1;       // SimSiam/BYOL predictor hidden size
-  double label_smoothing = 0.0;   // ce / cds cross-entropy
-  // MoCo
-  int64_t queue_size = -1;
-  double momentum_ema = -1;       // MoCo m / BYOL base tau
-  bool symmetric = false;
-  int64_t bn_splits = -1;         // SplitBatchNorm splits (MoCo shuffle-BN on one process)
-  // SimSiam / BYOL
-  bool fix_pred_lr = false;
-  bool no_stop_grad = false;      // ablation: SimSiam without stop-gradient (collapses)
-  // Negatives for supcon/simclr: in-batch | memory-bank
-  std::string negatives = "in-batch";
-  int64_t bank_negatives = 4096;  // memory-bank: negatives drawn per step
-  double bank_momentum = 0.5;     // memory-bank: update momentum of stored embeddings
-  // CDS
-  double cds_lambda = 0.1;
-  std::vector<double> cds_weights = {1, 1, 1, 1};  // per stage (1..4) multiplier of lambda
-  std::string cds_loss = "supcon";  // supcon | simclr
-  std::string cds_head = "sepconv";  // sepconv | mlp
-  double labeled_fraction = 1.0;     // semi-supervised: fraction of labelled training images
-  int64_t labeled_per_class = 0;     // semi-supervised: labelled images per class (overrides fraction)
-  std::string teacher;               // distillation: teacher checkpoint
-  double kd_temperature = 3.0;
-  double kd_weight = 1.0;
-  double feat_weight = 0.1;
-  bool teacher_train_bn = true;      // reference: teacher never put in eval()
+// A method's options behind one face (docs/adding-a-method.md): the config copies them, and reads and writes
+// their fields through keys(), as YAML keys of the method's own section and as CLI flags.
+using ConfigTarget = std::variant<std::string*, int64_t*, double*, bool*, std::vector<double>*>;
+
+struct OptionKey {
+  std::string name;                 // key in the method's YAML section
+  std::string flag;                 // CLI flag without dashes; methods may share one (--temperature)
+  ConfigTarget target;              // the field, inside the options object
+  std::string help;
+  std::vector<std::string> legacy = {};  // other names of this key in the flat `method:` section of earlier versions
 };
+
+class MethodOptionsBase {
+ public:
+  virtual ~MethodOptionsBase() = default;
+  virtual std::unique_ptr<MethodOptionsBase> clone() const = 0;
+  virtual std::vector<OptionKey> keys() = 0;  // targets point into this object
+};
+
+// The options struct O of one method (e.g. SimCLROptions), with the function that lists its keys.
+template <typename O>
+class MethodOptionsOf final : public MethodOptionsBase {
+ public:
+  using Binder = std::vector<OptionKey> (*)(O&);
+  MethodOptionsOf(O value, Binder binder) : value(std::move(value)), binder_(binder) {}
+  std::unique_ptr<MethodOptionsBase> clone() const override { return std::make_unique<MethodOptionsOf>(*this); }
+  std::vector<OptionKey> keys() override { return binder_(value); }
+  O value;
+
+ private:
+  Binder binder_;
+};
+
+// Method name -> its options; copies deeply, so that a Config stays a value.
+class MethodOptionsMap {
+ public:
+  MethodOptionsMap() = default;
+  MethodOptionsMap(const MethodOptionsMap& other) { *this = other; }
+  MethodOptionsMap& operator=(const MethodOptionsMap& other) {
+    if (this == &other) return *this;
+    items_.clear();
+    for (const auto& [name, options] : other.items_) items_.emplace_back(name, options->clone());
+    return *this;
+  }
+  MethodOptionsMap(MethodOptionsMap&&) = default;
+  MethodOptionsMap& operator=(MethodOptionsMap&&) = default;
+  void set(const std::string& name, std::unique_ptr<MethodOptionsBase> options);
+  MethodOptionsBase* find(const std::string& name) const;  // nullptr when unknown
+  const std::vector<std::pair<std::string, std::unique_ptr<MethodOptionsBase>>>& items() const { return items_; }
+
+ private:
+  std::vector<std::pair<std::string, std::unique_ptr<MethodOptionsBase>>> items_;  // registry order
+};
+
+struct MethodConfig {
+  MethodConfig();                  // every registered method's options at their defaults
+  std::string name = "cds";        // --method: a registered method (the main job is CDS)
+  MethodOptionsMap options;        // per method; the run uses options of `name`, config.yaml holds only those
+};
+
+// The options of method `name` in `config`, typed (O is the method's options struct). Throws std::logic_error
+// when the method is unknown or its options are of another type.
+template <typename O>
+O& method_options(MethodConfig& method, const std::string& name) {
+  auto* holder = dynamic_cast<MethodOptionsOf<O>*>(method.options.find(name));
+  if (!holder) throw std::logic_error("method_options: no options of this type for method '" + name + "'");
+  return holder->value;
+}
+template <typename O>
+const O& method_options(const MethodConfig& method, const std::string& name) {
+  return method_options<O>(const_cast<MethodConfig&>(method), name);
+}
 
 struct AugmentConfig {
   std::string preset;          // "" = method default
@@ -76,7 +116,7 @@ struct AugmentConfig {
 };
 
 struct OptimConfig {
-  std::string optimizer = "sgd";  // sgd | lars | adam
+  std::string optimizer;          // sgd | lars | adam ("" = the method's default)
   double lr = -1;                 // -1: method default
   double momentum = 0.9;
   bool nesterov = false;
@@ -88,6 +128,7 @@ struct OptimConfig {
   double warmup_from = 0.01;        // absolute lr at the start of warm-up
   double min_lr_ratio = 0.0;        // cosine floor as a fraction of lr
   double lars_trust = 0.001;
+  std::vector<double> adam_betas;   // Adam (beta1, beta2); empty = the method's default
 };
 
 struct TrainConfig {
@@ -141,15 +182,32 @@ struct Config {
 
 // One entry of the key table that drives YAML loading, flag registration and YAML writing.
 struct ConfigKey {
-  std::string section;  // YAML section
+  std::string section;  // YAML section (a method's own keys: the method's name)
   std::string name;     // YAML key inside the section
   std::string flag;     // CLI flag without dashes
-  std::variant<std::string*, int64_t*, double*, bool*, std::vector<double>*> target;
+  ConfigTarget target;
   std::string help;
+  std::vector<std::string> legacy = {};  // method keys: their names in the flat `method:` section of earlier versions
 };
 
-// The table over a Config instance (pointers into `config`).
+// The table over a Config instance (pointers into `config`): the shared sections, then every registered
+// method's section (method_registry() order). A flag may appear in several method sections.
 std::vector<ConfigKey> config_keys(Config& config);
+
+// Option `key` (its YAML name) of `method` (default: the config's method), typed, without naming the method's
+// options struct: method_option<double>(config, "temperature") = 0.2. Unknown method or key -> InputError;
+// another type -> std::logic_error.
+ConfigTarget method_option_target(Config& config, const std::string& key, const std::string& method = "");
+template <typename T>
+T& method_option(Config& config, const std::string& key, const std::string& method = "") {
+  auto target = method_option_target(config, key, method);
+  if (auto* p = std::get_if<T*>(&target)) return **p;
+  throw std::logic_error("method_option: '" + key + "' has another type");
+}
+template <typename T>
+const T& method_option(const Config& config, const std::string& key, const std::string& method = "") {
+  return method_option<T>(const_cast<Config&>(config), key, method);
+}
 
 // Loads a YAML file into `config`; unknown keys, wrong types -> InputError naming the file and the key.
 void load_config_file(const std::string& path, Config& config);
@@ -157,7 +215,8 @@ void load_config_file(const std::string& path, Config& config);
 std::string config_to_yaml(const Config& config);
 void config_from_yaml_string(const std::string& text, Config& config, const std::string& origin);
 
-// Fills the -1 / "" placeholders with the method's reference defaults (docs/methods.md), in one place.
+// Fills the -1 / "" placeholders of the shared keys with the method's defaults (its MethodInfo::defaults, see
+// registry.h); the method's own options carry their defaults themselves.
 // --batch-size is per process: default learning rates scale with the global batch, batch_size * world_size.
 void resolve_defaults(Config& config, int64_t world_size = 1);
 // What the speed choices depend on: the CPU's native bf16 and the device (see platform.h for the detection).
@@ -189,6 +248,9 @@ void copy_config_keys(const Config& from, Config& to, const std::vector<std::str
 // a YAML round trip, as a checkpoint stores them.
 std::string first_config_difference(const Config& a, const Config& b, const std::vector<std::string>& ignored,
                                     const std::string& name_a, const std::string& name_b);
+
+// The augmentation presets (augment/presets.cpp), for validating --augment before any work.
+const std::vector<std::string>& augment_preset_names();
 
 // Parses a multi-crop spec "2x32,4x16" into (count, size) pairs. Bad syntax -> InputError.
 std::vector<std::pair<int64_t, int64_t>> parse_multi_crop(const std::string& spec);

@@ -40,6 +40,7 @@ struct MethodSpec {
   int64_t num_classes = 10;
   int64_t train_size = 0;      // number of training images (memory bank)
   torch::Tensor train_labels;  // int64 [train_size] (semi-supervised label split)
+  bool inference = false;      // built to evaluate or export a checkpoint: parts only training needs are skipped
 };
 
 class MethodImpl : public torch::nn::Module {
@@ -72,7 +73,7 @@ class MethodImpl : public torch::nn::Module {
 
 using MethodPtr = std::shared_ptr<MethodImpl>;
 
-// Builds the method named in spec.config.method.name. Unknown names -> InputError.
+// Builds the method named in spec.config.method.name from the registry (registry.h). Unknown -> InputError.
 MethodPtr make_method(const MethodSpec& spec);
 
 // Builds the backbone described by a config (ResNet, or AMDIM's encoder exposed through the same interface).

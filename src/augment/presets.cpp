@@ -8,6 +8,7 @@
 
 #include "contrastive/augment.h"
 #include "contrastive/common.h"
+#include "contrastive/config.h"
 
 namespace contrastive {
 
@@ -95,6 +96,12 @@ std::vector<double> checked(std::vector<double> v, int64_t channels, const char*
 }
 
 }  // namespace
+
+const std::vector<std::string>& augment_preset_names() {
+  static const std::vector<std::string> names{"simclr-cifar", "moco-v2", "cds", "supervised", "rrc-flip", "amdim",
+                                              "test"};
+  return names;
+}
 
 std::shared_ptr<ViewGenerator> make_view_generator(const AugmentOptions& o, int64_t channels, int64_t height,
                                                    int64_t width) {

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <iomanip>
@@ -13,6 +14,7 @@
 #include <stdexcept>
 
 #include "contrastive/common.h"
+#include "contrastive/registry.h"
 
 namespace contrastive {
 
@@ -23,7 +25,7 @@ std::vector<ConfigKey> config_keys(Config& c) {
   auto& a = c.augment;
   auto& o = c.optim;
   auto& t = c.train;
-  return {
+  std::vector<ConfigKey> keys{
       {"data", "dataset", "dataset", &d.dataset, "fashion-mnist | mnist | cifar10 | cifar100 | folder"},
       {"data", "path", "data", &d.path, "dataset location (default: the dataset's standard path)"},
       {"data", "train_subset", "train-subset", &d.train_subset, "train on the first N training images (0 = all)"},
@@ -38,40 +40,7 @@ std::vector<ConfigKey> config_keys(Config& c) {
        "1: last BN of each block starts at 0 (-1: method default)"},
       {"model", "init_from", "init-from", &m.init_from, "initialise the network from a state dict (.pt)"},
 
-      {"method", "name", "method", &me.name, "ce | supcon | simclr | moco | simsiam | byol | amdim | cds"},
-      {"method", "temperature", "temperature", &me.temperature, "contrastive temperature (-1: method default)"},
-      {"method", "base_temperature", "base-temperature", &me.base_temperature,
-       "SupCon base temperature; the loss is scaled by T/T_base (-1: method default)"},
-      {"method", "proj_hidden", "proj-hidden", &me.proj_hidden, "projection head hidden size (-1: default)"},
-      {"method", "proj_dim", "proj-dim", &me.proj_dim, "projection head output size (-1: default)"},
-      {"method", "proj_bn", "proj-bn", &me.proj_bn,
-       "supcon/simclr/moco: BatchNorm after the projection head's hidden layer (the SimCLR paper's head)"},
-      {"method", "pred_hidden", "pred-hidden", &me.pred_hidden, "predictor hidden size (-1: default)"},
-      {"method", "label_smoothing", "label-smoothing", &me.label_smoothing, "cross-entropy label smoothing"},
-      {"method", "queue_size", "queue-size", &me.queue_size, "MoCo queue length K (-1: default)"},
-      {"method", "momentum_ema", "ema", &me.momentum_ema, "MoCo/BYOL target momentum (-1: default)"},
-      {"method", "symmetric", "symmetric", &me.symmetric, "MoCo: symmetric loss"},
-      {"method", "bn_splits", "bn-splits", &me.bn_splits, "MoCo: SplitBatchNorm splits (-1: default)"},
-      {"method", "fix_pred_lr", "fix-pred-lr", &me.fix_pred_lr, "SimSiam/BYOL: keep the predictor at the base lr"},
-      {"method", "no_stop_grad", "no-stop-grad", &me.no_stop_grad, "SimSiam ablation: no stop-gradient"},
-      {"method", "negatives", "negatives", &me.negatives, "supcon/simclr negatives: in-batch | memory-bank"},
-      {"method", "bank_negatives", "bank-negatives", &me.bank_negatives, "memory bank: negatives per step"},
-      {"method", "bank_momentum", "bank-momentum", &me.bank_momentum, "memory bank: update momentum"},
-      {"method", "cds_lambda", "cds-lambda", &me.cds_lambda, "CDS: weight of the contrastive terms"},
-      {"method", "cds_weights", "cds-weights", &me.cds_weights,
-       "CDS: per-stage multipliers of lambda, stages 1..4 (0 drops a stage)"},
-      {"method", "cds_loss", "cds-loss", &me.cds_loss, "CDS contrastive loss: supcon | simclr"},
-      {"method", "cds_head", "cds-head", &me.cds_head, "CDS auxiliary heads: sepconv | mlp"},
-      {"method", "labeled_fraction", "labeled-fraction", &me.labeled_fraction,
-       "semi-supervised: fraction of labelled training images"},
-      {"method", "labeled_per_class", "labeled-per-class", &me.labeled_per_class,
-       "semi-supervised: labelled images per class (overrides the fraction)"},
-      {"method", "teacher", "teacher", &me.teacher, "distillation: teacher checkpoint"},
-      {"method", "kd_temperature", "kd-temperature", &me.kd_temperature, "distillation: KD temperature"},
-      {"method", "kd_weight", "kd-weight", &me.kd_weight, "distillation: weight of the KD term"},
-      {"method", "feat_weight", "feat-weight", &me.feat_weight, "distillation: weight of the feature distance"},
-      {"method", "teacher_train_bn", "teacher-train-bn", &me.teacher_train_bn,
-       "distillation: teacher BN uses batch statistics (the reference)"},
+      {"method", "name", "method", &me.name, "training method: " + method_registry().names_joined() + " (docs/methods.md)"},
 
       {"augment", "preset", "augment", &a.preset,
        "simclr-cifar | moco-v2 | cds | supervised | rrc-flip | amdim | test (default: the method's)"},
@@ -84,7 +53,7 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"augment", "box_thresh", "box-thresh", &a.box_thresh, "ContrastiveCrop: heat-map threshold"},
       {"augment", "box_alpha", "box-alpha", &a.box_alpha, "ContrastiveCrop: Beta(alpha, alpha) of the centre"},
 
-      {"optim", "optimizer", "optimizer", &o.optimizer, "sgd | lars | adam"},
+      {"optim", "optimizer", "optimizer", &o.optimizer, "sgd | lars | adam (default: the method's)"},
       {"optim", "lr", "lr", &o.lr, "base learning rate (-1: method default, scaled by batch size)"},
       {"optim", "momentum", "momentum", &o.momentum, "SGD/LARS momentum"},
       {"optim", "nesterov", "nesterov", &o.nesterov, "Nesterov momentum"},
@@ -96,6 +65,7 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"optim", "warmup_from", "warmup-from", &o.warmup_from, "learning rate at the start of warm-up"},
       {"optim", "min_lr_ratio", "min-lr-ratio", &o.min_lr_ratio, "cosine floor as a fraction of lr"},
       {"optim", "lars_trust", "lars-trust", &o.lars_trust, "LARS trust coefficient"},
+      {"optim", "adam_betas", "adam-betas", &o.adam_betas, "Adam beta1,beta2 (default: the method's)"},
 
       {"train", "epochs", "epochs", &t.epochs, "training epochs"},
       {"train", "batch_size", "batch-size", &t.batch_size, "images per step (each gives several views)"},
@@ -138,6 +108,19 @@ std::vector<ConfigKey> config_keys(Config& c) {
        "several processes: seconds before a missing or silent rank ends the run"},
       {"dist", "bucket_mb", "bucket-mb", &c.dist.bucket_mb, "several processes: gradient all-reduce bucket (MB)"},
   };
+  // Each method's own section, from the registry.
+  for (const auto& [name, options] : me.options.items())
+    for (auto& k : options->keys()) keys.push_back({name, k.name, k.flag, k.target, k.help, k.legacy});
+  return keys;
+}
+
+ConfigTarget method_option_target(Config& config, const std::string& key, const std::string& method) {
+  const std::string& name = method.empty() ? config.method.name : method;
+  auto* options = config.method.options.find(name);
+  if (!options) throw InputError("unknown method '" + name + "' (expected one of: " + method_registry().names_joined(", ") + ")");
+  for (auto& k : options->keys())
+    if (k.name == key) return k.target;
+  throw InputError("method " + name + " has no option '" + key + "'");
 }
 
 namespace {
@@ -149,6 +132,26 @@ T yaml_as(const YAML::Node& node, const std::string& where) {
   } catch (const YAML::Exception&) {
     throw InputError(where + ": wrong type for this key");
   }
+}
+
+}  // namespace
+
+namespace {
+
+void assign_from_yaml(const ConfigTarget& target, const YAML::Node& v, const std::string& where) {
+  std::visit(
+      [&](auto* t) {
+        using T = std::decay_t<decltype(*t)>;
+        if constexpr (std::is_same_v<T, std::vector<double>>) {
+          if (!v.IsSequence()) throw InputError(where + ": expected a list of numbers");
+          t->clear();
+          for (const auto& x : v) t->push_back(yaml_as<double>(x, where));
+        } else {
+          if (!v.IsScalar()) throw InputError(where + ": expected a single value");
+          *t = yaml_as<T>(v, where);
+        }
+      },
+      target);
 }
 
 }  // namespace
@@ -165,33 +168,54 @@ void config_from_yaml_string(const std::string& text, Config& config, const std:
   auto keys = config_keys(config);
   std::map<std::string, std::map<std::string, ConfigKey*>> table;
   for (auto& k : keys) table[k.section][k.name] = &k;
+  // Earlier versions kept every method's keys in one flat `method:` section (method.temperature,
+  // method.cds_lambda, ...). Those of the run's method are read into its own section; the rest never applied
+  // to that method and are dropped.
+  std::vector<std::pair<std::string, YAML::Node>> legacy;
   for (const auto& section : root) {
     // A key that is itself a list or mapping ("[a]: 1", "? {a: 1}") is valid YAML but names nothing.
     if (!section.first.IsScalar()) throw InputError(origin + ": section names must be plain words");
     const auto sname = section.first.as<std::string>();
     auto sit = table.find(sname);
-    if (sit == table.end()) throw InputError(origin + ": unknown section '" + sname + "'");
+    if (sit == table.end())
+      throw InputError(origin + ": unknown section '" + sname + "' (sections: data, model, method, augment, optim, " +
+                       "train, dist, and one per method: " + method_registry().names_joined(", ") + ")");
     if (!section.second.IsMap()) throw InputError(origin + ": section '" + sname + "' must be a mapping");
     for (const auto& entry : section.second) {
       if (!entry.first.IsScalar()) throw InputError(origin + ": keys in section '" + sname + "' must be plain words");
       const auto kname = entry.first.as<std::string>();
       auto kit = sit->second.find(kname);
       const std::string where = origin + ": " + sname + "." + kname;
-      if (kit == sit->second.end()) throw InputError(origin + ": unknown key '" + sname + "." + kname + "'");
-      const YAML::Node& v = entry.second;
-      std::visit(
-          [&](auto* target) {
-            using T = std::decay_t<decltype(*target)>;
-            if constexpr (std::is_same_v<T, std::vector<double>>) {
-              if (!v.IsSequence()) throw InputError(where + ": expected a list of numbers");
-              target->clear();
-              for (const auto& x : v) target->push_back(yaml_as<double>(x, where));
-            } else {
-              if (!v.IsScalar()) throw InputError(where + ": expected a single value");
-              *target = yaml_as<T>(v, where);
-            }
-          },
-          kit->second->target);
+      if (kit == sit->second.end()) {
+        if (sname == "method") {
+          legacy.emplace_back(kname, entry.second);
+          continue;
+        }
+        throw InputError(origin + ": unknown key '" + sname + "." + kname + "'");
+      }
+      assign_from_yaml(kit->second->target, entry.second, where);
+    }
+  }
+  if (!legacy.empty()) {
+    // Names any method ever had in the flat section, so that a misspelt key is still an error.
+    std::map<std::string, ConfigKey*> own;  // the run's method: legacy and current names
+    std::set<std::string> known;
+    for (auto& k : keys) {
+      if (k.section == "method" || !config.method.options.find(k.section)) continue;
+      known.insert(k.name);
+      for (const auto& l : k.legacy) known.insert(l);
+      if (k.section != config.method.name) continue;
+      own[k.name] = &k;
+      for (const auto& l : k.legacy) own[l] = &k;
+    }
+    for (const auto& [kname, value] : legacy) {
+      auto it = own.find(kname);
+      if (it != own.end()) {
+        assign_from_yaml(it->second->target, value, origin + ": method." + kname);
+      } else if (!known.count(kname)) {
+        throw InputError(origin + ": unknown key 'method." + kname + "' (a method's options go in its own section, " +
+                         "e.g. '" + config.method.name + ":')");
+      }
     }
   }
   // Run directories of earlier versions have train.bf16 / train.channels_last but no precision / memory_format:
@@ -219,6 +243,21 @@ void load_config_file(const std::string& path, Config& config) {
   config_from_yaml_string(ss.str(), config, path);
 }
 
+namespace {
+
+// The shortest decimal that reads back as the same double (0.07, not 0.070000000000000007).
+std::string short_double(double x) {
+  if (!std::isfinite(x)) return std::isnan(x) ? ".nan" : (x > 0 ? ".inf" : "-.inf");
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof(buf), x);
+  std::string s(buf, r.ptr);
+  // Keep it a float to a YAML reader: 1 -> 1.0, 1e-05 stays.
+  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
+  return s;
+}
+
+}  // namespace
+
 std::string config_to_yaml(const Config& config) {
   Config copy = config;
   auto keys = config_keys(copy);
@@ -226,6 +265,8 @@ std::string config_to_yaml(const Config& config) {
   out << YAML::BeginMap;
   std::string current;
   for (const auto& k : keys) {
+    // A method's section: only the run's own method.
+    if (copy.method.options.find(k.section) && k.section != copy.method.name) continue;
     if (k.section != current) {
       if (!current.empty()) out << YAML::EndMap;
       out << YAML::Key << k.section << YAML::Value << YAML::BeginMap;
@@ -237,10 +278,12 @@ std::string config_to_yaml(const Config& config) {
           using T = std::decay_t<decltype(*target)>;
           if constexpr (std::is_same_v<T, std::vector<double>>) {
             out << YAML::Flow << YAML::BeginSeq;
-            for (double x : *target) out << x;
+            for (double x : *target) out << short_double(x);
             out << YAML::EndSeq;
           } else if constexpr (std::is_same_v<T, std::string>) {
             out << YAML::DoubleQuoted << *target;
+          } else if constexpr (std::is_same_v<T, double>) {
+            out << short_double(*target);
           } else {
             out << *target;
           }
@@ -327,91 +370,31 @@ double scaled_lr(double lr_ref, int64_t ref_batch, int64_t batch) {
 }  // namespace
 
 void resolve_defaults(Config& c, int64_t world_size) {
-  auto& me = c.method;
+  const MethodInfo& info = method_info(c);
+  const MethodDefaults& d = info.defaults;
   auto& o = c.optim;
   auto& a = c.augment;
-  const std::string& m = me.name;
   const int64_t bs = c.train.batch_size * std::max<int64_t>(1, world_size);  // global batch
   auto set_if = [](auto& field, auto placeholder, auto value) {
     if (field == placeholder) field = value;
   };
-  // Reference CIFAR recipes (docs/methods.md): learning rates are the reference's, scaled linearly to the batch.
-  if (m == "ce") {
-    set_if(o.lr, -1.0, scaled_lr(0.1, 128, bs));  // CDS baseline: 0.1 at 128
-    set_if(o.weight_decay, -1.0, 5e-4);
-    set_if(a.preset, std::string(), std::string("supervised"));
-    set_if(a.views, int64_t{-1}, int64_t{1});
-  } else if (m == "cds") {
-    set_if(o.lr, -1.0, scaled_lr(0.1, 128, bs));  // §2: 0.1 at batch 128, wd 5e-4
-    set_if(o.weight_decay, -1.0, 5e-4);
-    set_if(me.temperature, -1.0, 0.07);
-    set_if(me.base_temperature, -1.0, 0.07);
-    set_if(a.preset, std::string(), std::string("cds"));
-    set_if(a.views, int64_t{-1}, int64_t{2});
-  } else if (m == "supcon" || m == "simclr") {
-    set_if(o.lr, -1.0, scaled_lr(0.5, 1024, bs));  // §3 README recipes: 0.5 at 1024
-    set_if(o.weight_decay, -1.0, 1e-4);
-    set_if(me.temperature, -1.0, m == "supcon" ? 0.1 : 0.5);
-    set_if(me.base_temperature, -1.0, 0.07);
-    set_if(me.proj_dim, int64_t{-1}, int64_t{128});
-    set_if(a.preset, std::string(), std::string("simclr-cifar"));
-    set_if(a.views, int64_t{-1}, int64_t{2});
-  } else if (m == "moco") {
-    set_if(o.lr, -1.0, scaled_lr(0.06, 512, bs));  // §4 CIFAR colab: 0.06 at 512, wd 5e-4
-    set_if(o.weight_decay, -1.0, 5e-4);
-    set_if(me.temperature, -1.0, 0.1);
-    set_if(me.queue_size, int64_t{-1}, int64_t{4096});
-    set_if(me.momentum_ema, -1.0, 0.99);
-    set_if(me.bn_splits, int64_t{-1}, int64_t{8});
-    set_if(me.proj_dim, int64_t{-1}, int64_t{128});
-    set_if(a.preset, std::string(), std::string("simclr-cifar"));
-    set_if(a.views, int64_t{-1}, int64_t{2});
-    c.train.drop_last = true;  // the queue and SplitBatchNorm need full batches
-  } else if (m == "simsiam") {
-    set_if(o.lr, -1.0, scaled_lr(0.03, 256, bs));  // §5 CIFAR appendix: 0.03*bs/256, wd 5e-4
-    set_if(o.weight_decay, -1.0, 5e-4);
-    set_if(me.proj_dim, int64_t{-1}, int64_t{512});  // §6 ContrastiveCrop CIFAR: 512 / 128
-    set_if(me.pred_hidden, int64_t{-1}, int64_t{128});
-    set_if(c.model.zero_init_residual, int64_t{-1}, int64_t{1});
-    set_if(a.preset, std::string(), std::string("simclr-cifar"));
-    set_if(a.views, int64_t{-1}, int64_t{2});
-  } else if (m == "byol") {
-    set_if(o.lr, -1.0, scaled_lr(0.5, 512, bs));  // §6 ContrastiveCrop CIFAR: lr 0.5 at 512, m 0.996
-    set_if(o.weight_decay, -1.0, 1e-4);
-    set_if(me.momentum_ema, -1.0, 0.996);
-    set_if(me.proj_hidden, int64_t{-1}, int64_t{512});
-    set_if(me.proj_dim, int64_t{-1}, int64_t{128});
-    set_if(me.pred_hidden, int64_t{-1}, int64_t{512});
-    set_if(a.preset, std::string(), std::string("simclr-cifar"));
-    set_if(a.views, int64_t{-1}, int64_t{2});
-  } else if (m == "amdim") {
-    if (o.optimizer == "sgd") o.optimizer = "adam";  // §7: Adam 2e-4, wd 1e-5
-    set_if(o.lr, -1.0, 2e-4);
-    set_if(o.weight_decay, -1.0, 1e-5);
-    set_if(a.preset, std::string(), std::string("amdim"));
-    set_if(a.views, int64_t{-1}, int64_t{2});
-  }
-  set_if(c.model.zero_init_residual, int64_t{-1}, int64_t{0});
-  set_if(c.train.knn_every, int64_t{-1}, int64_t{m == "ce" || m == "cds" ? 0 : 1});
-  set_if(me.temperature, -1.0, 0.1);
-  set_if(me.base_temperature, -1.0, me.temperature);
-  set_if(me.proj_dim, int64_t{-1}, int64_t{128});
-  set_if(me.pred_hidden, int64_t{-1}, int64_t{512});
-  set_if(me.queue_size, int64_t{-1}, int64_t{4096});
-  set_if(me.momentum_ema, -1.0, 0.99);
-  set_if(me.bn_splits, int64_t{-1}, int64_t{1});
-  set_if(o.lr, -1.0, 0.1);
-  set_if(o.weight_decay, -1.0, 1e-4);
-  set_if(a.preset, std::string(), std::string("simclr-cifar"));
-  set_if(a.views, int64_t{-1}, int64_t{2});
+  // The method's reference recipe (docs/methods.md): its learning rate scaled linearly to the global batch.
+  set_if(o.lr, -1.0, d.lr_batch > 0 ? scaled_lr(d.lr, d.lr_batch, bs) : d.lr);
+  set_if(o.weight_decay, -1.0, d.weight_decay);
+  set_if(o.optimizer, std::string(), d.optimizer);
+  if (o.adam_betas.empty()) o.adam_betas = d.adam_betas;
+  set_if(a.preset, std::string(), d.augment);
+  set_if(a.views, int64_t{-1}, d.views);
+  set_if(c.model.zero_init_residual, int64_t{-1}, int64_t{d.zero_init_residual ? 1 : 0});
+  set_if(c.train.knn_every, int64_t{-1}, int64_t{info.classifier ? 0 : 1});
+  if (info.full_batches) c.train.drop_last = true;
 }
 
 bool bf16_keeps_accuracy(const std::string& method) {
-  // ce: measured against fp32 at the same budget (90.21 vs 89.97%, README "Benchmark"). cds, supcon, simclr:
-  // their losses stay fp32 under the autocast and their README runs (SimCLR 88.3% linear, CDS 90.97%) were
-  // trained in bf16, but no same-budget fp32 A/B exists for them (README "Speed by default" says so).
-  // moco, simsiam, byol, amdim: never run in bf16.
-  return method == "ce" || method == "cds" || method == "simclr" || method == "supcon";
+  // Each method says whether its bf16 accuracy was measured (MethodInfo::bf16_measured, README "Speed by
+  // default" has the figures).
+  const auto* info = method_registry().find(method);
+  return info && info->bf16_measured;
 }
 
 std::string resolve_speed_defaults(Config& c, const SpeedContext& ctx) {
@@ -489,7 +472,6 @@ void require_one_of(const std::string& key, const std::string& value, const std:
 }  // namespace
 
 void validate(const Config& c, int64_t world_size) {
-  const auto& me = c.method;
   // First: the default learning rate is derived from the batch size.
   require(c.train.batch_size >= 1, "--batch-size", show(c.train.batch_size) + " (must be >= 1)");
   require_one_of("--dataset", c.data.dataset, {"fashion-mnist", "mnist", "cifar10", "cifar100", "folder"});
@@ -498,39 +480,28 @@ void validate(const Config& c, int64_t world_size) {
   require(c.data.test_subset >= 0, "--test-subset", show(c.data.test_subset) + " (must be >= 0)");
   require(c.data.image_size >= 0, "--image-size", show(c.data.image_size) + " (must be >= 0)");
   require(c.data.decode_threads >= 1, "--decode-threads", show(c.data.decode_threads) + " (must be >= 1)");
-  require_one_of("--arch", c.model.arch, {"resnet18", "resnet34", "resnet50", "amdim"});
+  const MethodInfo& info = method_info(c);  // unknown --method: the list of registered ones
+  {
+    // The CIFAR ResNets, and the backbones that a method brings (and only it trains).
+    std::set<std::string> archs{"resnet18", "resnet34", "resnet50"};
+    for (const auto& m : method_registry().all())
+      if (!m.arch.empty()) archs.insert(m.arch);
+    require_one_of("--arch", c.model.arch, archs);
+    if (!info.arch.empty()) {
+      require(c.model.arch == info.arch, "--arch",
+              "'" + c.model.arch + "' (method " + info.name + " needs --arch " + info.arch + ")");
+    } else {
+      for (const auto& m : method_registry().all())
+        require(m.arch.empty() || c.model.arch != m.arch, "--arch",
+                "'" + m.arch + "' is only for --method " + m.name);
+    }
+  }
   require(c.model.width >= 1 && c.model.width <= 1024, "--width", show(c.model.width) + " (must be in 1..1024)");
-  require_one_of("--method", me.name, {"ce", "supcon", "simclr", "moco", "simsiam", "byol", "amdim", "cds"});
-  require(me.name != "amdim" || c.model.arch == "amdim", "--arch",
-          "'" + c.model.arch + "' (method amdim needs --arch amdim)");
-  require(me.name == "amdim" || c.model.arch != "amdim", "--arch", "'amdim' is only for --method amdim");
-  require(me.temperature > 0 && std::isfinite(me.temperature), "--temperature",
-          show(me.temperature) + " (must be > 0)");
-  require(me.base_temperature > 0, "--base-temperature", show(me.base_temperature) + " (must be > 0)");
-  require(me.proj_dim >= 1, "--proj-dim", show(me.proj_dim) + " (must be >= 1)");
-  require(me.proj_hidden == -1 || me.proj_hidden >= 1, "--proj-hidden", show(me.proj_hidden));
-  require(me.pred_hidden >= 1, "--pred-hidden", show(me.pred_hidden) + " (must be >= 1)");
-  require(me.label_smoothing >= 0 && me.label_smoothing < 1, "--label-smoothing",
-          show(me.label_smoothing) + " (must be in [0, 1))");
-  require(me.momentum_ema >= 0 && me.momentum_ema <= 1, "--ema", show(me.momentum_ema) + " (must be in [0, 1])");
-  require(me.bn_splits >= 1, "--bn-splits", show(me.bn_splits) + " (must be >= 1)");
-  require_one_of("--negatives", me.negatives, {"in-batch", "memory-bank"});
-  require(me.bank_negatives >= 1, "--bank-negatives", show(me.bank_negatives));
-  require(me.bank_momentum >= 0 && me.bank_momentum < 1, "--bank-momentum", show(me.bank_momentum));
-  require(me.cds_lambda >= 0, "--cds-lambda", show(me.cds_lambda) + " (must be >= 0)");
-  require(me.cds_weights.size() == 4, "--cds-weights", "needs 4 numbers (stages 1..4)");
-  for (double w : me.cds_weights) require(w >= 0, "--cds-weights", show(w) + " (must be >= 0)");
-  require_one_of("--cds-loss", me.cds_loss, {"supcon", "simclr"});
-  require_one_of("--cds-head", me.cds_head, {"sepconv", "mlp"});
-  require(me.labeled_fraction > 0 && me.labeled_fraction <= 1, "--labeled-fraction",
-          show(me.labeled_fraction) + " (must be in (0, 1])");
-  require(me.labeled_per_class >= 0, "--labeled-per-class", show(me.labeled_per_class));
-  require(me.kd_temperature > 0, "--kd-temperature", show(me.kd_temperature) + " (must be > 0)");
-  require(me.kd_weight >= 0, "--kd-weight", show(me.kd_weight));
-  require(me.feat_weight >= 0, "--feat-weight", show(me.feat_weight));
-
   const auto& a = c.augment;
-  require_one_of("--augment", a.preset, {"simclr-cifar", "moco-v2", "cds", "supervised", "rrc-flip", "amdim", "test"});
+  {
+    const auto& presets = augment_preset_names();
+    require_one_of("--augment", a.preset, std::set<std::string>(presets.begin(), presets.end()));
+  }
   require(a.views >= 1 && a.views <= 16, "--views", show(a.views) + " (must be in 1..16)");
   require(a.crop_scale_min > 0 && a.crop_scale_min <= 1, "--crop-scale-min", show(a.crop_scale_min));
   require_one_of("--crop", a.crop, {"rrc", "contrastive"});
@@ -538,14 +509,14 @@ void validate(const Config& c, int64_t world_size) {
   require(a.box_interval >= 1, "--box-interval", show(a.box_interval) + " (must be >= 1)");
   require(a.box_thresh >= 0 && a.box_thresh < 1, "--box-thresh", show(a.box_thresh) + " (must be in [0, 1))");
   require(a.box_alpha > 0, "--box-alpha", show(a.box_alpha) + " (must be > 0)");
-  const bool contrastive_method = me.name != "ce";
-  const bool any_views = me.name == "supcon" || me.name == "simclr";
-  if (contrastive_method && me.name != "amdim" && a.multi_crop.empty())
-    require(a.views >= 2, "--views", show(a.views) + " (method " + me.name + " needs at least 2 views)");
-  if (contrastive_method && !any_views)
-    require(a.views == 2, "--views", show(a.views) + " (method " + me.name + " takes exactly 2 views)");
-  require(a.multi_crop.empty() || any_views, "--multi-crop",
-          a.multi_crop + " (multi-crop is for --method supcon or simclr, not " + me.name + ")");
+  if (a.multi_crop.empty()) {
+    const std::string range = info.min_views == info.max_views ? "exactly " + show(info.min_views)
+                                                               : show(info.min_views) + ".." + show(info.max_views);
+    require(a.views >= info.min_views && a.views <= info.max_views, "--views",
+            show(a.views) + " (method " + info.name + " takes " + range + " views)");
+  }
+  require(a.multi_crop.empty() || info.multi_crop, "--multi-crop",
+          a.multi_crop + " (method " + info.name + " does not take multi-crop views)");
   if (!a.multi_crop.empty()) {
     int64_t n = 0;
     for (const auto& c : parse_multi_crop(a.multi_crop)) n += c.first;
@@ -554,6 +525,8 @@ void validate(const Config& c, int64_t world_size) {
 
   const auto& o = c.optim;
   require_one_of("--optimizer", o.optimizer, {"sgd", "lars", "adam"});
+  require(o.adam_betas.size() == 2, "--adam-betas", "needs 2 numbers (beta1,beta2)");
+  for (double beta : o.adam_betas) require(beta >= 0 && beta < 1, "--adam-betas", show(beta) + " (must be in [0, 1))");
   require(o.lr > 0 && std::isfinite(o.lr), "--lr", show(o.lr) + " (must be > 0)");
   require(o.momentum >= 0 && o.momentum < 1, "--momentum", show(o.momentum) + " (must be in [0, 1))");
   require(o.weight_decay >= 0, "--weight-decay", show(o.weight_decay) + " (must be >= 0)");
@@ -568,9 +541,9 @@ void validate(const Config& c, int64_t world_size) {
   const auto& t = c.train;
   require(t.epochs >= 1, "--epochs", show(t.epochs) + " (must be >= 1)");
   require(t.batch_size >= 1, "--batch-size", show(t.batch_size) + " (must be >= 1)");
-  if (contrastive_method)
-    require(t.batch_size >= 2, "--batch-size",
-            show(t.batch_size) + " (contrastive methods need at least 2 images per batch)");
+  require(t.batch_size >= info.min_batch, "--batch-size",
+          show(t.batch_size) + " (method " + info.name + " needs at least " + show(info.min_batch) +
+              " images per batch)");
   require(t.threads >= 0, "--threads", show(t.threads) + " (must be >= 0)");
   require_one_of("--device", t.device, {"auto", "cpu", "cuda"});
   require_one_of("--precision", t.precision, {"auto", "fp32", "bf16"});
@@ -592,17 +565,8 @@ void validate(const Config& c, int64_t world_size) {
   require(t.checkpoint_every_minutes >= 0 && std::isfinite(t.checkpoint_every_minutes),
           "--checkpoint-every-minutes", show(t.checkpoint_every_minutes) + " (must be >= 0)");
   require(t.keep_checkpoints >= 0, "--keep-checkpoints", show(t.keep_checkpoints) + " (must be >= 0)");
-  if (me.name == "moco") {
-    const int64_t per_step = (me.symmetric ? 2 : 1) * std::max<int64_t>(1, world_size);
-    // Before multiplying: a huge batch size would overflow int64 (undefined behaviour, seen by UBSan).
-    require(t.batch_size <= std::numeric_limits<int64_t>::max() / per_step, "--batch-size",
-            show(t.batch_size) + " (too large)");
-    const int64_t keys_per_step = t.batch_size * per_step;
-    require(me.queue_size >= keys_per_step && me.queue_size % keys_per_step == 0, "--queue-size",
-            show(me.queue_size) + " (must be a multiple of the keys per step, " + show(keys_per_step) + ")");
-    require(t.batch_size % me.bn_splits == 0, "--bn-splits",
-            show(me.bn_splits) + " (must divide the batch size " + show(t.batch_size) + ")");
-  }
+  // Last: the method's own options, and the shared settings it depends on.
+  if (info.validate) info.validate(c, world_size);
 }
 
 std::vector<std::pair<int64_t, int64_t>> parse_multi_crop(const std::string& spec) {

@@ -52,6 +52,23 @@ class AMDIMMethod : public MethodImpl {
   AMDIMEncoder encoder{nullptr};
 };
 
-MethodPtr make_amdim(const MethodSpec& spec) { return std::make_shared<AMDIMMethod>(spec); }
+// AMDIM has no options of its own: its width is --width, its loss has no free parameter here.
+struct AMDIMOptions {};
+
+void register_amdim(MethodRegistry& registry) {
+  MethodInfo m;
+  m.name = "amdim";
+  m.summary = "AMDIM: NCE between global and local features of two views, with its own encoder";
+  m.paper = "Bachman et al., Learning Representations by Maximizing Mutual Information Across Views, NeurIPS 2019";
+  m.arch = "amdim";
+  m.defaults.optimizer = "adam";  // §7: Adam 2e-4, betas (0.8, 0.999), wd 1e-5
+  m.defaults.adam_betas = {0.8, 0.999};
+  m.defaults.lr = 2e-4;
+  m.defaults.weight_decay = 1e-5;
+  m.defaults.augment = "amdim";
+  m.options = options_factory<AMDIMOptions>(AMDIMOptions(), [](AMDIMOptions&) { return std::vector<OptionKey>{}; });
+  m.make = [](const MethodSpec& spec) -> MethodPtr { return std::make_shared<AMDIMMethod>(spec); };
+  registry.add(std::move(m));
+}
 
 }  // namespace contrastive

@@ -11,6 +11,15 @@
 
 namespace contrastive {
 
+// Options of `--method byol` (YAML section `byol:`): ContrastiveCrop's CIFAR config.
+struct BYOLOptions {
+  TORCH_ARG(double, momentum_ema) = 0.996;  // base target momentum τ0 (cosine to 1)
+  TORCH_ARG(int64_t, proj_hidden) = 512;
+  TORCH_ARG(int64_t, proj_dim) = 128;
+  TORCH_ARG(int64_t, pred_hidden) = 512;
+  TORCH_ARG(bool, fix_pred_lr) = false;
+};
+
 // τ_k = 1 − (1 − τ0)·(cos(π k/K) + 1)/2: τ0 at the first step, 1 at the last (BYOL paper schedule).
 double byol_tau(double tau0, int64_t step, int64_t total_steps) {
   const double frac = total_steps > 0 ? static_cast<double>(step) / static_cast<double>(total_steps) : 1.0;
@@ -19,12 +28,12 @@ double byol_tau(double tau0, int64_t step, int64_t total_steps) {
 
 class BYOLMethod : public ResNetMethod {
  public:
-  explicit BYOLMethod(const MethodSpec& spec) : ResNetMethod("byol", spec, 0), cfg_(spec.config.method) {
+  explicit BYOLMethod(const MethodSpec& spec) : ResNetMethod("byol", spec, 0), cfg_(options_of<BYOLOptions>(spec)) {
     const int64_t d = net->feature_dim();
-    auto projector_options = MLPOptions(d, cfg_.proj_hidden, cfg_.proj_dim).hidden_bn(true);
+    auto projector_options = MLPOptions(d, cfg_.proj_hidden(), cfg_.proj_dim()).hidden_bn(true);
     projector = register_module("projector", MLP(projector_options));
     predictor = register_module("predictor",
-                                MLP(MLPOptions(cfg_.proj_dim, cfg_.pred_hidden, cfg_.proj_dim).hidden_bn(true)));
+                                MLP(MLPOptions(cfg_.proj_dim(), cfg_.pred_hidden(), cfg_.proj_dim()).hidden_bn(true)));
     target_net = register_module("target_backbone", make_backbone(spec.config, spec.in_channels, 0));
     target_projector = register_module("target_projector", MLP(projector_options));
     copy_and_freeze(*target_net, *net);
@@ -51,7 +60,7 @@ class BYOLMethod : public ResNetMethod {
 
   // EMA of the parameters with the scheduled τ; the BN statistics are copied from the online network.
   void after_step(const StepContext& ctx) override {
-    const double tau = byol_tau(cfg_.momentum_ema, ctx.global_step, ctx.total_steps);
+    const double tau = byol_tau(cfg_.momentum_ema(), ctx.global_step, ctx.total_steps);
     ema_parameters(*target_net, *net, tau);
     ema_parameters(*target_projector, *projector, tau);
     copy_buffers(*target_net, *net);
@@ -59,7 +68,7 @@ class BYOLMethod : public ResNetMethod {
   }
 
   std::vector<torch::Tensor> fixed_lr_parameters() override {
-    return cfg_.fix_pred_lr ? predictor->parameters() : std::vector<torch::Tensor>{};
+    return cfg_.fix_pred_lr() ? predictor->parameters() : std::vector<torch::Tensor>{};
   }
 
   MLP projector{nullptr}, predictor{nullptr};
@@ -67,9 +76,36 @@ class BYOLMethod : public ResNetMethod {
   MLP target_projector{nullptr};
 
  private:
-  MethodConfig cfg_;
+  BYOLOptions cfg_;
 };
 
-MethodPtr make_byol(const MethodSpec& spec) { return std::make_shared<BYOLMethod>(spec); }
+void register_byol(MethodRegistry& registry) {
+  MethodInfo m;
+  m.name = "byol";
+  m.summary = "BYOL: an online network predicts a momentum target network's projection, no negatives";
+  m.paper = "Grill et al., Bootstrap Your Own Latent, NeurIPS 2020";
+  m.defaults.lr = 0.5;  // ContrastiveCrop CIFAR: lr 0.5 at batch 512, wd 1e-4
+  m.defaults.lr_batch = 512;
+  m.defaults.weight_decay = 1e-4;
+  m.defaults.augment = "simclr-cifar";
+  m.options = options_factory<BYOLOptions>(BYOLOptions(), [](BYOLOptions& o) {
+    return std::vector<OptionKey>{
+        {"momentum_ema", "ema", &o.momentum_ema(), "base target momentum (cosine-scheduled to 1)"},
+        {"proj_hidden", "proj-hidden", &o.proj_hidden(), "projector hidden size"},
+        {"proj_dim", "proj-dim", &o.proj_dim(), "projector output size"},
+        {"pred_hidden", "pred-hidden", &o.pred_hidden(), "predictor hidden size"},
+        {"fix_pred_lr", "fix-pred-lr", &o.fix_pred_lr(), "the predictor keeps the base learning rate"},
+    };
+  });
+  m.validate = [](const Config& c, int64_t) {
+    const auto& o = method_options<BYOLOptions>(c.method, "byol");
+    check_unit(o.momentum_ema(), "ema");
+    check_option(o.proj_hidden() == -1 || o.proj_hidden() >= 1, "proj-hidden", show_value(o.proj_hidden()));
+    check_at_least(o.proj_dim(), 1, "proj-dim");
+    check_at_least(o.pred_hidden(), 1, "pred-hidden");
+  };
+  m.make = [](const MethodSpec& spec) -> MethodPtr { return std::make_shared<BYOLMethod>(spec); };
+  registry.add(std::move(m));
+}
 
 }  // namespace contrastive

@@ -12,6 +12,24 @@ namespace contrastive {
 
 namespace F = torch::nn::functional;
 
+// Options of `--method cds` (YAML section `cds:`): the reference's CIFAR values (λ 0.1, T 0.07).
+struct CDSOptions {
+  TORCH_ARG(double, temperature) = 0.07;
+  TORCH_ARG(double, base_temperature) = 0.07;
+  TORCH_ARG(double, label_smoothing) = 0.0;
+  TORCH_ARG(double, lambda) = 0.1;                             // weight of the contrastive terms
+  TORCH_ARG(std::vector<double>, weights) = std::vector<double>{1, 1, 1, 1};  // per stage 1..4, times lambda
+  TORCH_ARG(std::string, loss) = "supcon";                     // supcon | simclr
+  TORCH_ARG(std::string, head) = "sepconv";                    // sepconv | mlp
+  TORCH_ARG(double, labeled_fraction) = 1.0;                   // semi-supervised
+  TORCH_ARG(int64_t, labeled_per_class) = 0;
+  TORCH_ARG(std::string, teacher);                             // distillation: a CDS checkpoint
+  TORCH_ARG(double, kd_temperature) = 3.0;
+  TORCH_ARG(double, kd_weight) = 1.0;
+  TORCH_ARG(double, feat_weight) = 0.1;
+  TORCH_ARG(bool, teacher_train_bn) = true;                    // the reference never puts the teacher in eval()
+};
+
 CDSHeadsImpl::CDSHeadsImpl(const std::vector<int64_t>& ch, const std::string& design) : design_(design) {
   const int64_t last = ch.at(3);
   for (int64_t l = 0; l < 3; ++l) {
@@ -51,16 +69,16 @@ struct Teacher {
 
 class CDSMethod : public ResNetMethod {
  public:
-  explicit CDSMethod(const MethodSpec& spec) : ResNetMethod("cds", spec, spec.num_classes), cfg_(spec.config.method) {
+  explicit CDSMethod(const MethodSpec& spec) : ResNetMethod("cds", spec, spec.num_classes), cfg_(options_of<CDSOptions>(spec)) {
     std::vector<int64_t> ch;
     for (int64_t s = 0; s < 4; ++s) ch.push_back(net->stage_channels(s));
-    heads = register_module("heads", CDSHeads(ch, cfg_.cds_head));
-    supcon_ = SupConLossOptions().temperature(cfg_.temperature).base_temperature(cfg_.base_temperature);
-    if (cfg_.labeled_fraction < 1.0 || cfg_.labeled_per_class > 0) {
-      labeled = register_buffer("labeled", choose_labeled(spec.train_labels, cfg_.labeled_fraction,
-                                                          cfg_.labeled_per_class, spec.config.train.seed));
+    heads = register_module("heads", CDSHeads(ch, cfg_.head()));
+    supcon_ = SupConLossOptions().temperature(cfg_.temperature()).base_temperature(cfg_.base_temperature());
+    if (cfg_.labeled_fraction() < 1.0 || cfg_.labeled_per_class() > 0) {
+      labeled = register_buffer("labeled", choose_labeled(spec.train_labels, cfg_.labeled_fraction(),
+                                                          cfg_.labeled_per_class(), spec.config.train.seed));
     }
-    if (!cfg_.teacher.empty()) load_teacher(cfg_.teacher, ch[3], spec);
+    if (!cfg_.teacher().empty() && !spec.inference) load_teacher(cfg_.teacher(), ch[3], spec);
   }
 
   LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels, const torch::Tensor& indices,
@@ -80,11 +98,11 @@ class CDSMethod : public ResNetMethod {
     if (lab.defined()) {
       auto li = lab.nonzero().view(-1);
       out.terms["ce"] = li.numel() ? F::cross_entropy(s_logits.index_select(0, li), labels.index_select(0, li),
-                                                      F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing))
+                                                      F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing()))
                                    : s_logits.sum() * 0;
     } else {
       out.terms["ce"] =
-          F::cross_entropy(s_logits, labels, F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing));
+          F::cross_entropy(s_logits, labels, F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing()));
     }
     out.stats["train_top1"] = accuracy(s_logits, labels);
 
@@ -96,7 +114,7 @@ class CDSMethod : public ResNetMethod {
     for (int64_t l = 0; l < 4; ++l) {
       auto e = l2n(embeddings[l]);
       normalised.push_back(e);
-      const double w = cfg_.cds_lambda * cfg_.cds_weights[l];
+      const double w = cfg_.lambda() * cfg_.weights()[l];
       if (w == 0) continue;
       auto feats = dist::gather_for_loss(torch::stack({e.narrow(0, 0, B), e.narrow(0, B, B)}, 1));  // [B, 2, D]
       out.terms["contrast_s" + std::to_string(l + 1)] = w * stage_contrastive(feats, all_labels, all_lab);
@@ -116,7 +134,7 @@ class CDSMethod : public ResNetMethod {
  private:
   // SupCon with labels (cds_loss supcon) or SimCLR; semi-supervised: SupCon on labelled + SimCLR on unlabelled.
   torch::Tensor stage_contrastive(const torch::Tensor& feats, const torch::Tensor& labels, const torch::Tensor& lab) {
-    const bool supervised = cfg_.cds_loss == "supcon";
+    const bool supervised = cfg_.loss() == "supcon";
     if (!lab.defined()) return functional::supcon_loss(feats, supervised ? labels : torch::Tensor(), {}, supcon_);
     auto li = lab.nonzero().view(-1), ui = (~lab).nonzero().view(-1);
     torch::Tensor sum = feats.sum() * 0;
@@ -133,12 +151,10 @@ class CDSMethod : public ResNetMethod {
     MethodSpec tspec = spec;
     tspec.config = Config();
     config_from_yaml_string(archive_get_string(archive, "config"), tspec.config, path);
-    if (tspec.config.method.name != "cds")
+    if (tspec.config.method.name != method_name())
       throw InputError(path + ": the teacher must be a CDS checkpoint (found method '" + tspec.config.method.name +
                        "')");
-    tspec.config.method.teacher.clear();
-    tspec.config.method.labeled_fraction = 1.0;
-    tspec.config.method.labeled_per_class = 0;
+    method_options<CDSOptions>(tspec.config.method, method_name()).teacher("").labeled_fraction(1.0).labeled_per_class(0);
     auto t = make_method(tspec);
     archive.read("model", model);
     try {
@@ -147,7 +163,7 @@ class CDSMethod : public ResNetMethod {
       throw InputError(path + ": teacher state does not match its own config");
     }
     for (auto& p : t->parameters()) p.set_requires_grad(false);
-    teacher_ = std::make_shared<Teacher>(Teacher{t, cfg_.teacher_train_bn});
+    teacher_ = std::make_shared<Teacher>(Teacher{t, cfg_.teacher_train_bn()});
     const int64_t tdim = std::dynamic_pointer_cast<ResNetImpl>(t->backbone())->feature_dim();
     if (tdim != student_dim) {
       for (int64_t l = 0; l < 4; ++l)
@@ -177,17 +193,67 @@ class CDSMethod : public ResNetMethod {
       auto s = adapt.empty() ? s_emb[l] : adapt[l]->forward(s_emb[l]);
       feat = feat + (t_emb[l] - s).norm();
     }
-    out.terms["feat_dist"] = cfg_.feat_weight * feat;
-    const double T = cfg_.kd_temperature;
+    out.terms["feat_dist"] = cfg_.feat_weight() * feat;
+    const double T = cfg_.kd_temperature();
     auto kd = -(F::softmax(t_logits / T, 1) * F::log_softmax(s_logits / T, 1)).sum(1).mean();
-    out.terms["kd"] = cfg_.kd_weight * kd;
+    out.terms["kd"] = cfg_.kd_weight() * kd;
   }
 
-  MethodConfig cfg_;
+  CDSOptions cfg_;
   SupConLossOptions supcon_;
   std::shared_ptr<Teacher> teacher_;
 };
 
-MethodPtr make_cds(const MethodSpec& spec) { return std::make_shared<CDSMethod>(spec); }
+void register_cds(MethodRegistry& registry) {
+  MethodInfo m;
+  m.name = "cds";
+  m.summary = "Contrastive Deep Supervision: CE at the end, contrastive losses on every stage through heads";
+  m.paper = "Zhang et al., Contrastive Deep Supervision, ECCV 2022";
+  m.uses_labels = m.classifier = true;
+  m.bf16_measured = true;  // README runs trained in bf16 (CDS 90.97%); no same-budget fp32 A/B yet
+  m.defaults.lr = 0.1;     // §2: 0.1 at batch 128, wd 5e-4
+  m.defaults.lr_batch = 128;
+  m.defaults.weight_decay = 5e-4;
+  m.defaults.augment = "cds";
+  m.options = options_factory<CDSOptions>(CDSOptions(), [](CDSOptions& o) {
+    return std::vector<OptionKey>{
+        {"temperature", "temperature", &o.temperature(), "softmax temperature of the stage losses"},
+        {"base_temperature", "base-temperature", &o.base_temperature(), "the loss is scaled by T/T_base"},
+        {"label_smoothing", "label-smoothing", &o.label_smoothing(), "cross-entropy label smoothing"},
+        {"lambda", "cds-lambda", &o.lambda(), "weight of the contrastive terms", {"cds_lambda"}},
+        {"weights", "cds-weights", &o.weights(), "per-stage multipliers of lambda, stages 1..4 (0 drops a stage)",
+         {"cds_weights"}},
+        {"loss", "cds-loss", &o.loss(), "stage loss: supcon | simclr", {"cds_loss"}},
+        {"head", "cds-head", &o.head(), "auxiliary heads: sepconv | mlp", {"cds_head"}},
+        label_fraction_key(o.labeled_fraction()),
+        label_per_class_key(o.labeled_per_class()),
+        {"teacher", "teacher", &o.teacher(), "distillation: teacher checkpoint (a CDS run's .ckpt)"},
+        {"kd_temperature", "kd-temperature", &o.kd_temperature(), "distillation: KD temperature"},
+        {"kd_weight", "kd-weight", &o.kd_weight(), "distillation: weight of the KD term"},
+        {"feat_weight", "feat-weight", &o.feat_weight(), "distillation: weight of the feature distance"},
+        {"teacher_train_bn", "teacher-train-bn", &o.teacher_train_bn(),
+         "distillation: teacher BN uses batch statistics (the reference)"},
+    };
+  });
+  m.validate = [](const Config& c, int64_t) {
+    const auto& o = method_options<CDSOptions>(c.method, "cds");
+    check_temperature(o.temperature());
+    check_temperature(o.base_temperature(), "base-temperature");
+    check_label_smoothing(o.label_smoothing());
+    check_option(o.lambda() >= 0, "cds-lambda", show_value(o.lambda()) + " (must be >= 0)");
+    check_option(o.weights().size() == 4, "cds-weights", "needs 4 numbers (stages 1..4)");
+    for (double w : o.weights()) check_option(w >= 0, "cds-weights", show_value(w) + " (must be >= 0)");
+    check_option(o.loss() == "supcon" || o.loss() == "simclr", "cds-loss",
+                 "'" + o.loss() + "' (expected one of: simclr, supcon)");
+    check_option(o.head() == "sepconv" || o.head() == "mlp", "cds-head",
+                 "'" + o.head() + "' (expected one of: mlp, sepconv)");
+    check_label_split(o.labeled_fraction(), o.labeled_per_class());
+    check_temperature(o.kd_temperature(), "kd-temperature");
+    check_option(o.kd_weight() >= 0, "kd-weight", show_value(o.kd_weight()));
+    check_option(o.feat_weight() >= 0, "feat-weight", show_value(o.feat_weight()));
+  };
+  m.make = [](const MethodSpec& spec) -> MethodPtr { return std::make_shared<CDSMethod>(spec); };
+  registry.add(std::move(m));
+}
 
 }  // namespace contrastive

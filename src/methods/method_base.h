@@ -4,10 +4,51 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <sstream>
+
 #include "contrastive/losses.h"
 #include "contrastive/methods.h"
+#include "contrastive/registry.h"
 
 namespace contrastive {
+
+// The options struct of the spec's method (registered by the method's own file).
+template <typename O>
+const O& options_of(const MethodSpec& spec) {
+  return method_options<O>(spec.config.method, spec.config.method.name);
+}
+
+// Keys and checks that several methods share (each method still lists them in its own options).
+inline OptionKey label_fraction_key(double& target) {
+  return {"labeled_fraction", "labeled-fraction", &target, "semi-supervised: fraction of labelled training images"};
+}
+inline OptionKey label_per_class_key(int64_t& target) {
+  return {"labeled_per_class", "labeled-per-class", &target,
+          "semi-supervised: labelled images per class (overrides the fraction)"};
+}
+template <typename T>
+std::string show_value(const T& v) {
+  std::ostringstream ss;
+  ss << v;
+  return ss.str();
+}
+inline void check_label_smoothing(double v) {
+  check_option(v >= 0 && v < 1, "label-smoothing", show_value(v) + " (must be in [0, 1))");
+}
+inline void check_label_split(double fraction, int64_t per_class) {
+  check_option(fraction > 0 && fraction <= 1, "labeled-fraction", show_value(fraction) + " (must be in (0, 1])");
+  check_option(per_class >= 0, "labeled-per-class", show_value(per_class));
+}
+inline void check_temperature(double v, const std::string& flag = "temperature") {
+  check_option(v > 0 && std::isfinite(v), flag, show_value(v) + " (must be > 0)");
+}
+inline void check_at_least(int64_t v, int64_t low, const std::string& flag) {
+  check_option(v >= low, flag, show_value(v) + " (must be >= " + show_value(low) + ")");
+}
+inline void check_unit(double v, const std::string& flag) {
+  check_option(v >= 0 && v <= 1, flag, show_value(v) + " (must be in [0, 1])");
+}
 
 // A method whose backbone is a CIFAR ResNet registered as "backbone".
 class ResNetMethod : public MethodImpl {

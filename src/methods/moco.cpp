@@ -7,22 +7,35 @@
 #include "contrastive/losses.h"
 #include "method_base.h"
 
+#include <limits>
+
 namespace contrastive {
+
+// Options of `--method moco` (YAML section `moco:`), the CIFAR colab recipe's values.
+struct MoCoOptions {
+  TORCH_ARG(double, temperature) = 0.1;
+  TORCH_ARG(int64_t, queue_size) = 4096;
+  TORCH_ARG(double, momentum_ema) = 0.99;
+  TORCH_ARG(bool, symmetric) = false;
+  TORCH_ARG(int64_t, bn_splits) = 8;  // SplitBatchNorm: shuffle-BN on one process
+  TORCH_ARG(int64_t, proj_dim) = 128;
+  TORCH_ARG(bool, proj_bn) = false;
+};
 
 class MoCoMethod : public ResNetMethod {
  public:
   explicit MoCoMethod(const MethodSpec& spec)
-      : ResNetMethod("moco", spec, 0, spec.config.method.bn_splits), cfg_(spec.config.method) {
+      : ResNetMethod("moco", spec, 0, options_of<MoCoOptions>(spec).bn_splits()), cfg_(options_of<MoCoOptions>(spec)) {
     const int64_t d = net->feature_dim();
     // v2: Linear(d,d)-ReLU-Linear (--proj-bn adds a BN after the hidden Linear)
-    head = register_module("head", make_projection_mlp(d, d, cfg_.proj_dim, cfg_.proj_bn));
-    key_net = register_module("key_backbone", make_backbone(spec.config, spec.in_channels, 0, cfg_.bn_splits));
-    key_head = register_module("key_head", make_projection_mlp(d, d, cfg_.proj_dim, cfg_.proj_bn));
+    head = register_module("head", make_projection_mlp(d, d, cfg_.proj_dim(), cfg_.proj_bn()));
+    key_net = register_module("key_backbone", make_backbone(spec.config, spec.in_channels, 0, cfg_.bn_splits()));
+    key_head = register_module("key_head", make_projection_mlp(d, d, cfg_.proj_dim(), cfg_.proj_bn()));
     // θ_k starts as a copy of θ_q and never receives gradient (§4, §9.2).
     copy_and_freeze(*key_net, *net);
     copy_and_freeze(*key_head, *head);
     auto gen = step_generator(static_cast<uint64_t>(spec.config.train.seed) ^ 0x0DE0C0ULL);
-    auto q0 = torch::randn({cfg_.proj_dim, cfg_.queue_size}, gen, torch::kFloat);
+    auto q0 = torch::randn({cfg_.proj_dim(), cfg_.queue_size()}, gen, torch::kFloat);
     queue = register_buffer(
         "queue", torch::nn::functional::normalize(q0, torch::nn::functional::NormalizeFuncOptions().dim(0)));
     queue_ptr = register_buffer("queue_ptr", torch::zeros({1}, torch::kLong));
@@ -33,21 +46,21 @@ class MoCoMethod : public ResNetMethod {
     TORCH_CHECK(views.size() == 2, "MoCo needs exactly 2 views");
     // §4 order: 1. queries; 2. momentum update; 3. keys (shuffled); 4. logits; 5. enqueue.
     auto q1 = query(views[0]);
-    auto q2 = cfg_.symmetric ? query(views[1]) : torch::Tensor();
+    auto q2 = cfg_.symmetric() ? query(views[1]) : torch::Tensor();
     momentum_update();
     auto gen = step_generator(ctx.seed);
     torch::Tensor k2_all, k1_all;
     auto k2 = key(views[1], gen, k2_all);
-    auto k1 = cfg_.symmetric ? key(views[0], gen, k1_all) : torch::Tensor();
+    auto k1 = cfg_.symmetric() ? key(views[0], gen, k1_all) : torch::Tensor();
     LossTerms out;
-    const double T = cfg_.temperature;
+    const double T = cfg_.temperature();
     // The current keys must not be negatives of the current batch: the queue is read before the enqueue.
     auto negatives = queue.clone().detach();
     torch::Tensor l = functional::info_nce(q1, k2, negatives, T);
     // §4 --symmetric: a SUM of both directions (§9.4), and 2B keys enqueued.
-    if (cfg_.symmetric) l = l + functional::info_nce(q2, k1, negatives, T);
+    if (cfg_.symmetric()) l = l + functional::info_nce(q2, k1, negatives, T);
     out.terms["infonce"] = l;
-    enqueue(cfg_.symmetric ? torch::cat({k1_all, k2_all}) : k2_all);  // keys of every rank
+    enqueue(cfg_.symmetric() ? torch::cat({k1_all, k2_all}) : k2_all);  // keys of every rank
     add_collapse_stats(out.stats, q1);
     return out;
   }
@@ -80,8 +93,8 @@ class MoCoMethod : public ResNetMethod {
   }
 
   void momentum_update() {
-    ema_parameters(*key_net, *net, cfg_.momentum_ema);
-    ema_parameters(*key_head, *head, cfg_.momentum_ema);
+    ema_parameters(*key_net, *net, cfg_.momentum_ema());
+    ema_parameters(*key_head, *head, cfg_.momentum_ema());
   }
 
   // Writes the keys as columns at the pointer; K is a multiple of the keys per step (validated in config).
@@ -94,9 +107,50 @@ class MoCoMethod : public ResNetMethod {
     queue_ptr.fill_((ptr + n) % K);
   }
 
-  MethodConfig cfg_;
+  MoCoOptions cfg_;
 };
 
-MethodPtr make_moco(const MethodSpec& spec) { return std::make_shared<MoCoMethod>(spec); }
+void register_moco(MethodRegistry& registry) {
+  MethodInfo m;
+  m.name = "moco";
+  m.summary = "MoCo v2: a momentum key encoder and a queue of past keys as negatives";
+  m.paper = "He et al., CVPR 2020; Chen et al., Improved Baselines with Momentum Contrastive Learning, 2020";
+  m.full_batches = true;  // the queue and SplitBatchNorm need full batches
+  m.defaults.lr = 0.06;   // CIFAR colab: 0.06 at batch 512, wd 5e-4
+  m.defaults.lr_batch = 512;
+  m.defaults.weight_decay = 5e-4;
+  m.defaults.augment = "simclr-cifar";
+  m.options = options_factory<MoCoOptions>(MoCoOptions(), [](MoCoOptions& o) {
+    return std::vector<OptionKey>{
+        {"temperature", "temperature", &o.temperature(), "softmax temperature of InfoNCE"},
+        {"queue_size", "queue-size", &o.queue_size(), "queue length K (a multiple of the keys per step)"},
+        {"momentum_ema", "ema", &o.momentum_ema(), "key encoder momentum m"},
+        {"symmetric", "symmetric", &o.symmetric(), "symmetric loss (both views as queries)"},
+        {"bn_splits", "bn-splits", &o.bn_splits(), "SplitBatchNorm splits (shuffle-BN on one process)"},
+        {"proj_dim", "proj-dim", &o.proj_dim(), "projection head output size"},
+        {"proj_bn", "proj-bn", &o.proj_bn(), "BatchNorm after the projection head's hidden layer"},
+    };
+  });
+  m.validate = [](const Config& c, int64_t world_size) {
+    const auto& o = method_options<MoCoOptions>(c.method, "moco");
+    check_temperature(o.temperature());
+    check_unit(o.momentum_ema(), "ema");
+    check_at_least(o.bn_splits(), 1, "bn-splits");
+    check_at_least(o.proj_dim(), 1, "proj-dim");
+    const int64_t per_step = (o.symmetric() ? 2 : 1) * std::max<int64_t>(1, world_size);
+    const int64_t batch = c.train.batch_size;
+    // Before multiplying: a huge batch size would overflow int64 (undefined behaviour, seen by UBSan).
+    check_option(batch <= std::numeric_limits<int64_t>::max() / per_step, "batch-size",
+                 show_value(batch) + " (too large)");
+    const int64_t keys_per_step = batch * per_step;
+    check_option(o.queue_size() >= keys_per_step && o.queue_size() % keys_per_step == 0, "queue-size",
+                 show_value(o.queue_size()) + " (must be a multiple of the keys per step, " +
+                     show_value(keys_per_step) + ")");
+    check_option(batch % o.bn_splits() == 0, "bn-splits",
+                 show_value(o.bn_splits()) + " (must divide the batch size " + show_value(batch) + ")");
+  };
+  m.make = [](const MethodSpec& spec) -> MethodPtr { return std::make_shared<MoCoMethod>(spec); };
+  registry.add(std::move(m));
+}
 
 }  // namespace contrastive

@@ -10,22 +10,36 @@
 
 namespace contrastive {
 
+// Options of `--method supcon` and `--method simclr` (YAML sections `supcon:` / `simclr:`); the two differ only
+// in their default temperature (0.1 / 0.5) and in whether labels make positives.
+struct SupConMethodOptions {
+  TORCH_ARG(double, temperature) = 0.1;
+  TORCH_ARG(double, base_temperature) = 0.07;  // the loss is scaled by T / T_base (SupContrast)
+  TORCH_ARG(int64_t, proj_hidden) = -1;        // -1: the backbone's feature size
+  TORCH_ARG(int64_t, proj_dim) = 128;
+  TORCH_ARG(bool, proj_bn) = false;            // BN after the hidden Linear (the SimCLR paper's head)
+  TORCH_ARG(std::string, negatives) = "in-batch";  // in-batch | memory-bank
+  TORCH_ARG(int64_t, bank_negatives) = 4096;
+  TORCH_ARG(double, bank_momentum) = 0.5;
+};
+
 class SupConMethod : public ResNetMethod {
  public:
   explicit SupConMethod(const MethodSpec& spec) : ResNetMethod(spec.config.method.name, spec, 0) {
-    const auto& m = spec.config.method;
-    head = register_module("head", make_projection_mlp(net->feature_dim(), m.proj_hidden, m.proj_dim, m.proj_bn));
-    options_ = SupConLossOptions().temperature(m.temperature).base_temperature(m.base_temperature);
-    supervised_ = m.name == "supcon";
-    if (m.negatives == "memory-bank") {
+    const auto& m = options_of<SupConMethodOptions>(spec);
+    head = register_module("head",
+                           make_projection_mlp(net->feature_dim(), m.proj_hidden(), m.proj_dim(), m.proj_bn()));
+    options_ = SupConLossOptions().temperature(m.temperature()).base_temperature(m.base_temperature());
+    supervised_ = method_info(spec.config).uses_labels;
+    if (m.negatives() == "memory-bank") {
       TORCH_CHECK(spec.train_size > 0, "memory bank: the training set size is unknown");
       auto gen = step_generator(static_cast<uint64_t>(spec.config.train.seed) ^ 0xBA4CULL);
-      bank = register_buffer("bank", l2n(torch::randn({spec.train_size, m.proj_dim}, gen, torch::kFloat)));
+      bank = register_buffer("bank", l2n(torch::randn({spec.train_size, m.proj_dim()}, gen, torch::kFloat)));
       bank_labels = register_buffer("bank_labels", spec.train_labels.defined()
                                                        ? spec.train_labels.to(torch::kLong).clone()
                                                        : torch::full({spec.train_size}, -1, torch::kLong));
-      bank_negatives_ = m.bank_negatives;
-      bank_momentum_ = m.bank_momentum;
+      bank_negatives_ = m.bank_negatives();
+      bank_momentum_ = m.bank_momentum();
     }
   }
 
@@ -35,7 +49,7 @@ class SupConMethod : public ResNetMethod {
     auto z = embed_views(views);                                     // [V*B, D], view-major
     auto feats = z.view({V, B, -1}).transpose(0, 1);                // [B, V, D]
     LossTerms out;
-    const char* name = supervised_ ? "supcon" : "simclr";
+    const std::string& name = method_name();
     // Several processes: the loss is that of the global batch (every rank's embeddings, with gradient).
     auto all_feats = dist::gather_for_loss(feats);
     auto all_labels = dist::gather_for_loss_nograd(labels);
@@ -101,6 +115,59 @@ class SupConMethod : public ResNetMethod {
   bool supervised_ = true;
 };
 
-MethodPtr make_supcon(const MethodSpec& spec) { return std::make_shared<SupConMethod>(spec); }
+namespace {
+
+std::vector<OptionKey> supcon_keys(SupConMethodOptions& o) {
+  return {
+      {"temperature", "temperature", &o.temperature(), "softmax temperature of the contrastive loss"},
+      {"base_temperature", "base-temperature", &o.base_temperature(), "the loss is scaled by T/T_base"},
+      {"proj_hidden", "proj-hidden", &o.proj_hidden(), "projection head hidden size (-1: the feature size)"},
+      {"proj_dim", "proj-dim", &o.proj_dim(), "projection head output size"},
+      {"proj_bn", "proj-bn", &o.proj_bn(), "BatchNorm after the projection head's hidden layer (SimCLR's head)"},
+      {"negatives", "negatives", &o.negatives(), "in-batch | memory-bank"},
+      {"bank_negatives", "bank-negatives", &o.bank_negatives(), "memory bank: negatives drawn per step"},
+      {"bank_momentum", "bank-momentum", &o.bank_momentum(), "memory bank: update momentum of stored rows"},
+  };
+}
+
+MethodInfo supcon_info(const std::string& name, double temperature, bool labels) {
+  MethodInfo m;
+  m.name = name;
+  m.uses_labels = labels;
+  m.max_views = 16;
+  m.multi_crop = true;
+  m.bf16_measured = true;  // README runs trained in bf16 (SimCLR 88.3% linear); no same-budget fp32 A/B yet
+  m.defaults.lr = 0.5;     // SupContrast README recipes: 0.5 at batch 1024, wd 1e-4
+  m.defaults.lr_batch = 1024;
+  m.defaults.weight_decay = 1e-4;
+  m.defaults.augment = "simclr-cifar";
+  m.options = options_factory<SupConMethodOptions>(SupConMethodOptions().temperature(temperature), supcon_keys);
+  m.validate = [name](const Config& c, int64_t) {
+    const auto& o = method_options<SupConMethodOptions>(c.method, name);
+    check_temperature(o.temperature());
+    check_temperature(o.base_temperature(), "base-temperature");
+    check_at_least(o.proj_dim(), 1, "proj-dim");
+    check_option(o.proj_hidden() == -1 || o.proj_hidden() >= 1, "proj-hidden", show_value(o.proj_hidden()));
+    check_option(o.negatives() == "in-batch" || o.negatives() == "memory-bank", "negatives",
+                 "'" + o.negatives() + "' (expected one of: in-batch, memory-bank)");
+    check_at_least(o.bank_negatives(), 1, "bank-negatives");
+    check_option(o.bank_momentum() >= 0 && o.bank_momentum() < 1, "bank-momentum", show_value(o.bank_momentum()));
+  };
+  m.make = [](const MethodSpec& spec) -> MethodPtr { return std::make_shared<SupConMethod>(spec); };
+  return m;
+}
+
+}  // namespace
+
+void register_supcon(MethodRegistry& registry) {
+  auto supcon = supcon_info("supcon", 0.1, true);
+  supcon.summary = "supervised contrastive learning: images of one class are positives";
+  supcon.paper = "Khosla et al., Supervised Contrastive Learning, NeurIPS 2020";
+  registry.add(std::move(supcon));
+  auto simclr = supcon_info("simclr", 0.5, false);
+  simclr.summary = "SimCLR: the two views of an image are positives, all other images negatives (NT-Xent)";
+  simclr.paper = "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, ICML 2020";
+  registry.add(std::move(simclr));
+}
 
 }  // namespace contrastive

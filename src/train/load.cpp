@@ -38,8 +38,9 @@ LoadedModel load_model(const std::string& checkpoint, const DataConfig* data_ove
   out.norm = data_normalization(out.config, out.data.train->channels());
 
   MethodSpec spec = method_spec(out.config, *out.data.train);
-  // The teacher is only needed to train; its checkpoint may not even be here any more.
-  spec.config.method.teacher.clear();
+  // Inference: what is only needed to train (a distillation teacher, whose checkpoint may not even be here any
+  // more) is not built.
+  spec.inference = true;
   out.method = make_method(spec);
   archive.read("model", model);
   try {

@@ -150,8 +150,12 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Config& c, MethodI
   groups.emplace_back(scheduled);
   if (!fixed_group.empty()) groups.emplace_back(fixed_group);
   if (o.optimizer == "adam") {
-    return std::make_unique<torch::optim::Adam>(
-        groups, torch::optim::AdamOptions(o.lr).betas({0.8, 0.999}).eps(1e-8).weight_decay(o.weight_decay));
+    // The betas are the method's default (registry.h) unless --adam-betas gives them.
+    TORCH_CHECK(o.adam_betas.size() == 2, "make_optimizer: optim.adam_betas needs 2 values (resolve_defaults)");
+    return std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(o.lr)
+                                                            .betas({o.adam_betas[0], o.adam_betas[1]})
+                                                            .eps(1e-8)
+                                                            .weight_decay(o.weight_decay));
   }
   // SGD; for LARS the weight decay is applied inside lars_adapt_gradients, so SGD's own is 0.
   const double wd = o.optimizer == "lars" ? 0.0 : o.weight_decay;
