@@ -19,10 +19,21 @@ CASE.DTYPE.grad.INPUT):
   moco     q, k [N,D] (raw), queue [D,K] (contrastive's layout, unit columns), temperature:
            lightly.loss.NTXentLoss(temperature, memory_bank_size=(K, D)) with its bank set to queue.T, on
            (q, k.detach()); also CASE.DTYPE.bank_after, lightly's bank after the call ([K,D]: k normalised at 0..N)
+  vicreg   z1, z2 [B,D]: lightly.loss.VICRegLoss()(z1, z2) (defaults 25/25/1, eps 1e-4)
+  barlow   z1, z2 [B,D], lambda: lightly.loss.BarlowTwinsLoss(lambda_param=lambda)(z1, z2)
+  dino     teacher0.., student0.. [B,K] (the teacher crops first among the student crops), center [1,K],
+           warmup_teacher_temp, teacher_temp, warmup_teacher_temp_epochs, student_temp, center_momentum, epoch:
+           lightly.loss.DINOLoss(K, ...) with its center set to `center`, called with epoch=epoch (its linear
+           warm-up); also CASE.DTYPE.center_after [1,K], its centre after the call
+  nnclr    z1, z2, p1, p2 [B,D], support [M,D] (raw rows), temperature: lightly's NNCLR example
+           (NNMemoryBankModule docstring): nn_i = NNMemoryBankModule((M, D)) with its bank set to `support`, called
+           on z_i.detach() with update=False; loss 0.5 * (NTXentLoss(T)(nn1, p2) + NTXentLoss(T)(nn2, p1));
+           also CASE.DTYPE.nn1 and CASE.DTYPE.nn2, the neighbours as lightly returns them (raw bank rows)
 Gradients are w.r.t. the raw inputs that carry gradient in lightly's use (not k, z: detached there).
 Exit status 3 with a one-line message when lightly cannot be imported.
 """
 import json
+import re
 import sys
 
 try:
@@ -32,7 +43,8 @@ except ImportError as e:
     sys.exit(3)
 try:
     import lightly
-    from lightly.loss import NegativeCosineSimilarity, NTXentLoss
+    from lightly.loss import BarlowTwinsLoss, DINOLoss, NegativeCosineSimilarity, NTXentLoss, VICRegLoss
+    from lightly.models.modules import NNMemoryBankModule
 except ImportError as e:
     print(f"lightly_parity.py: cannot import lightly ({e}) with {sys.executable}; run bench/peers/setup_peers.sh",
           file=sys.stderr)
@@ -88,6 +100,43 @@ def run_case(name, inp, dtype):
         loss = crit(q, k.detach())
         wrt = {"q": q}
         extras["bank_after"] = crit.memory_bank.bank.detach().clone()
+    elif name == "vicreg":
+        z1, z2 = leaf(g("z1"), dtype), leaf(g("z2"), dtype)
+        loss = VICRegLoss()(z1, z2)
+        wrt = {"z1": z1, "z2": z2}
+    elif name == "barlow":
+        z1, z2 = leaf(g("z1"), dtype), leaf(g("z2"), dtype)
+        loss = BarlowTwinsLoss(lambda_param=float(g("lambda")))(z1, z2)
+        wrt = {"z1": z1, "z2": z2}
+    elif name == "dino":
+        def crops(prefix):  # dino.teacher0, dino.teacher1, ... in index order (not dino.teacher_temp)
+            n = sum(1 for key in inp if re.fullmatch(rf"dino\.{prefix}\d+", key))
+            return [leaf(g(f"{prefix}{i}"), dtype, prefix == "student") for i in range(n)]
+
+        teacher, student = crops("teacher"), crops("student")
+        k = teacher[0].shape[1]
+        crit = DINOLoss(output_dim=k, warmup_teacher_temp=float(g("warmup_teacher_temp")),
+                        teacher_temp=float(g("teacher_temp")),
+                        warmup_teacher_temp_epochs=int(g("warmup_teacher_temp_epochs")),
+                        student_temp=float(g("student_temp")), center_momentum=float(g("center_momentum")))
+        crit = crit.to(dtype)
+        crit.center.copy_(g("center").to(dtype).reshape(1, 1, k))  # lightly keeps the centre as [1, 1, K]
+        loss = crit([t.detach() for t in teacher], student, epoch=int(g("epoch")))
+        wrt = {f"student{i}": s for i, s in enumerate(student)}
+        extras["center_after"] = crit.center.detach().reshape(1, k).clone()
+    elif name == "nnclr":
+        z1, z2 = leaf(g("z1"), dtype, False), leaf(g("z2"), dtype, False)
+        p1, p2 = leaf(g("p1"), dtype), leaf(g("p2"), dtype)
+        support = g("support").to(dtype)
+        nn_bank = NNMemoryBankModule(size=tuple(support.shape)).to(dtype)
+        nn_bank.bank.copy_(support)
+        nn1 = nn_bank(z1.detach(), update=False)
+        nn2 = nn_bank(z2.detach(), update=False)
+        crit = NTXentLoss(temperature=float(g("temperature")))
+        loss = 0.5 * (crit(nn1, p2) + crit(nn2, p1))
+        wrt = {"p1": p1, "p2": p2}
+        extras["nn1"] = nn1.detach().clone()
+        extras["nn2"] = nn2.detach().clone()
     else:
         raise SystemExit(f"lightly_parity.py: unknown case '{name}'")
     loss.backward()

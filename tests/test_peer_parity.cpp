@@ -19,6 +19,18 @@
 //  - MoCo: the same InfoNCE (logits [q·k, q·queue] / T, cross-entropy with label 0, mean); lightly normalises q
 //    and k inside, ours expects normalised inputs (the methods call l2n first, as here); lightly stores its bank
 //    [K, D] and hands out the [D, K] transpose, our layout; it enqueues the normalised keys at its pointer.
+//  - VICReg: the same loss and defaults as lightly's VICRegLoss (λ = μ = 25, ν = 1, ε = 1e-4; variance halved and
+//    covariance summed over the views); lightly fixes γ = 1.
+//  - Barlow Twins: the same standardisation as lightly 1.6.0 (F.batch_norm without affine: biased variance, eps
+//    1e-5) and the same loss; lightly defaults to λ = 5e-3, we to 0.0051 (the official code), so the test passes
+//    our default to lightly. (Older lightly releases divided by torch.std: our .unbiased_std(true).eps(0).)
+//  - DINO: the same loss, pairing (teacher crop i skips student crop i), normalisation (n_terms·B), linear warm-up
+//    (linspace, reaching teacher_temp at W - 1) and centre EMA as lightly's DINOLoss; the warm-up temperatures
+//    here are dyadic so that lightly's float32 linspace is exact. lightly's default W is 30, ours 0.
+//  - NNCLR: the lookup is the same as lightly's NNMemoryBankModule (argmax cosine), which returns the raw bank
+//    row where ours returns it normalised; the loss is NOT the same: lightly's example feeds the neighbours to
+//    NTXentLoss (2B-way SimCLR form), ours is the paper's B-way InfoNCE. The test checks that lightly's example
+//    equals our nt_xent_loss on our neighbours, and that our nnclr_loss differs from it.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -47,6 +59,17 @@ namespace {
 constexpr double kTolerance = 1e-5;
 constexpr int64_t kB = 32, kD = 64, kK = 256;
 constexpr double kNTXentT = 0.5, kMoCoT = 0.1;  // our simclr and moco defaults
+constexpr int64_t kDinoK = 96, kDinoTeacherCrops = 2, kDinoStudentCrops = 4, kDinoEpoch = 2;
+constexpr double kNNCLRT = 0.1;  // NNCLRLossOptions' default
+// DINO warm-up from 2^-5 to 2^-4 over 5 epochs: every linspace value is exact in float32 (lightly's schedule).
+DINOLossOptions dino_parity_options() {
+  return DINOLossOptions(kDinoK)
+      .warmup_teacher_temp(0.03125)
+      .teacher_temp(0.0625)
+      .warmup_teacher_temp_epochs(5)
+      .student_temp(0.1)
+      .center_momentum(0.9);
+}
 
 std::string peer_python() {
   if (const char* env = std::getenv("CONTRASTIVE_PEER_PYTHON"); env && *env) return env;
@@ -88,6 +111,29 @@ const PeerResults& peer_results() {
     in["moco.k"] = torch::randn({kB, kD}, f64);
     in["moco.queue"] = F::normalize(torch::randn({kD, kK}, f64), F::NormalizeFuncOptions().dim(0));
     in["moco.temperature"] = torch::tensor(kMoCoT, f64);
+    // VICReg: per-dimension scales 0.2..2 (the variance hinge active on some dimensions only), correlated views.
+    in["vicreg.z1"] = torch::randn({kB, kD}, f64) * torch::linspace(0.2, 2.0, kD, f64);
+    in["vicreg.z2"] = in["vicreg.z1"] + 0.5 * torch::randn({kB, kD}, f64);
+    in["barlow.z1"] = torch::randn({kB, kD}, f64) * 2 + 1;
+    in["barlow.z2"] = torch::randn({kB, kD}, f64);
+    in["barlow.lambda"] = torch::tensor(BarlowTwinsLossOptions().lambda(), f64);
+    for (int64_t i = 0; i < kDinoTeacherCrops; ++i)
+      in["dino.teacher" + std::to_string(i)] = torch::randn({kB, kDinoK}, f64);
+    for (int64_t i = 0; i < kDinoStudentCrops; ++i)
+      in["dino.student" + std::to_string(i)] = torch::randn({kB, kDinoK}, f64);
+    in["dino.center"] = torch::randn({1, kDinoK}, f64) * 0.3;
+    const auto dino = dino_parity_options();
+    in["dino.warmup_teacher_temp"] = torch::tensor(dino.warmup_teacher_temp(), f64);
+    in["dino.teacher_temp"] = torch::tensor(dino.teacher_temp(), f64);
+    in["dino.warmup_teacher_temp_epochs"] =
+        torch::tensor(static_cast<double>(dino.warmup_teacher_temp_epochs()), f64);
+    in["dino.student_temp"] = torch::tensor(dino.student_temp(), f64);
+    in["dino.center_momentum"] = torch::tensor(dino.center_momentum(), f64);
+    in["dino.epoch"] = torch::tensor(static_cast<double>(kDinoEpoch), f64);
+    for (const char* n : {"z1", "z2", "p1", "p2"}) in[std::string("nnclr.") + n] = torch::randn({kB, kD}, f64);
+    // A support set of raw rows of different lengths (lightly stores unnormalised projections).
+    in["nnclr.support"] = torch::randn({kK, kD}, f64) * (torch::rand({kK, 1}, f64) * 3 + 0.1);
+    in["nnclr.temperature"] = torch::tensor(kNNCLRT, f64);
 
     const std::string py = peer_python();
     const std::string script = std::string(CONTRASTIVE_SOURCE_DIR) + "/tests/lightly_parity.py";
@@ -258,5 +304,83 @@ TEST(PeerParity, MoCoInfoNCEWithQueueMatchesLightlyMemoryBank) {
     ASSERT_EQ(bank.size(1), kD);
     EXPECT_LE(relative(kn.to(torch::kDouble), bank.narrow(0, 0, kB)), kTolerance);
     EXPECT_LE(relative(queue.t().narrow(0, kB, kK - kB), bank.narrow(0, kB, kK - kB)), kTolerance);
+  }
+}
+
+TEST(PeerParity, VICRegMatchesLightlyVICRegLoss) {
+  REQUIRE_PEER(r);
+  for (const auto& [dtype, dt] : kDtypes) {
+    auto z1 = leaf(r, "vicreg.z1", dtype), z2 = leaf(r, "vicreg.z2", dtype);
+    const auto opts = VICRegLossOptions();  // lightly's defaults
+    auto loss = CF::vicreg_loss(z1, z2, opts);
+    loss.backward();
+    expect_matches(r, "vicreg", dt, loss, {{"z1", z1}, {"z2", z2}});
+    // The logged terms recombine to the same total.
+    const auto t = CF::vicreg_terms(z1, z2, opts);
+    auto total =
+        opts.sim_weight() * t.invariance + opts.var_weight() * t.variance + opts.cov_weight() * t.covariance;
+    EXPECT_LE(relative(total, lightly(r, std::string("vicreg.") + dt + ".loss")), kTolerance);
+  }
+}
+
+TEST(PeerParity, BarlowTwinsMatchesLightlyBarlowTwinsLoss) {
+  REQUIRE_PEER(r);
+  for (const auto& [dtype, dt] : kDtypes) {
+    auto z1 = leaf(r, "barlow.z1", dtype), z2 = leaf(r, "barlow.z2", dtype);
+    // Our defaults (BatchNorm standardisation, eps 1e-5, λ 0.0051); lightly got lambda_param = 0.0051.
+    auto loss = CF::barlow_twins_loss(z1, z2);
+    loss.backward();
+    expect_matches(r, "barlow", dt, loss, {{"z1", z1}, {"z2", z2}});
+  }
+}
+
+TEST(PeerParity, DINOMatchesLightlyDINOLossAndCentreUpdate) {
+  REQUIRE_PEER(r);
+  for (const auto& [dtype, dt] : kDtypes) {
+    std::vector<torch::Tensor> teacher, student;
+    std::map<std::string, torch::Tensor> leaves;
+    for (int64_t i = 0; i < kDinoTeacherCrops; ++i)
+      teacher.push_back(leaf(r, "dino.teacher" + std::to_string(i), dtype, false));
+    for (int64_t i = 0; i < kDinoStudentCrops; ++i) {
+      const std::string name = "student" + std::to_string(i);
+      student.push_back(leaf(r, "dino." + name, dtype));
+      leaves[name] = student.back();
+    }
+    DINOLoss module(dino_parity_options());
+    module->to(dtype);
+    {
+      torch::NoGradGuard no_grad;
+      module->center.copy_(r.inputs.at("dino.center"));
+    }
+    // Epoch 2 of the 5-epoch warm-up: τ_t = 0.03125 + 0.03125·2/4 = 0.046875, as linspace(...)[2].
+    EXPECT_DOUBLE_EQ(CF::dino_teacher_temperature(kDinoEpoch, module->options), 0.046875);
+    auto loss = module(teacher, student, kDinoEpoch);
+    loss.backward();
+    expect_matches(r, "dino", dt, loss, leaves);
+    auto center_after = lightly(r, std::string("dino.") + dt + ".center_after");
+    EXPECT_LE(relative(module->center, center_after), kTolerance) << "centre after the step";
+  }
+}
+
+TEST(PeerParity, NNCLRNeighboursMatchLightlyNNMemoryBankLossIsThePaperForm) {
+  REQUIRE_PEER(r);
+  for (const auto& [dtype, dt] : kDtypes) {
+    auto z1 = leaf(r, "nnclr.z1", dtype, false), z2 = leaf(r, "nnclr.z2", dtype, false);
+    auto p1 = leaf(r, "nnclr.p1", dtype), p2 = leaf(r, "nnclr.p2", dtype);
+    auto support = r.inputs.at("nnclr.support").to(dtype);
+    auto nn1 = CF::nearest_neighbours(z1, support), nn2 = CF::nearest_neighbours(z2, support);
+    // lightly returns the raw bank row, ours the normalised one.
+    const auto unit = [](const torch::Tensor& t) { return F::normalize(t, F::NormalizeFuncOptions().dim(1)); };
+    EXPECT_LE(relative(nn1, unit(lightly(r, std::string("nnclr.") + dt + ".nn1"))), kTolerance) << "NN(z1)";
+    EXPECT_LE(relative(nn2, unit(lightly(r, std::string("nnclr.") + dt + ".nn2"))), kTolerance) << "NN(z2)";
+    // lightly's NNCLR example is NT-Xent (the 2B-way SimCLR loss) on (neighbour, other view's prediction).
+    const auto ntx = NTXentLossOptions().temperature(kNNCLRT);
+    auto example = 0.5 * (CF::nt_xent_loss(nn1, p2, ntx) + CF::nt_xent_loss(nn2, p1, ntx));
+    example.backward();
+    expect_matches(r, "nnclr", dt, example, {{"p1", p1}, {"p2", p2}});
+    // Our NNCLR loss is the paper's B-way InfoNCE on the same neighbours: a different value.
+    auto ours = CF::nnclr_loss(z1, z2, p1, p2, support, NNCLRLossOptions().temperature(kNNCLRT));
+    EXPECT_GT(relative(ours, lightly(r, std::string("nnclr.") + dt + ".loss")), 1e-2)
+        << "nnclr_loss unexpectedly equals lightly's NT-Xent form";
   }
 }
