@@ -1,0 +1,90 @@
+// Barlow Twins as a method (src/methods/barlowtwins.cpp, docs/methods.md §10): its loss is the functional loss
+// of the projector outputs; gradients reach the backbone; two epochs train through the CLI.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "contrastive/losses.h"
+#include "contrastive/methods.h"
+#include "methods/method_base.h"
+#include "test_runs.h"
+#include "test_util.h"
+
+using namespace contrastive;
+
+namespace {
+
+MethodSpec barlow_spec() {
+  MethodSpec spec;
+  spec.config.method.name = "barlowtwins";
+  spec.config.model.width = 4;
+  spec.config.train.batch_size = 8;
+  resolve_defaults(spec.config);
+  spec.train_size = 100;
+  return spec;
+}
+
+}  // namespace
+
+TEST(BarlowTwins, LossIsTheFunctionalLossOfTheProjectorOutputs) {
+  torch::manual_seed(0);
+  auto spec = barlow_spec();
+  method_option<double>(spec.config, "lambda") = 0.01;
+  method_option<int64_t>(spec.config, "projector_dim") = 24;
+  auto m = make_method(spec);
+  m->train();
+  std::vector<torch::Tensor> views{torch::randn({8, 3, 16, 16}), torch::randn({8, 3, 16, 16})};
+  auto out = m->loss(views, torch::zeros({8}, torch::kLong), torch::arange(8), StepContext{});
+  auto projector = std::dynamic_pointer_cast<MLPImpl>(m->named_children()["projector"]);
+  auto net = std::dynamic_pointer_cast<ResNetImpl>(m->backbone());
+  ASSERT_TRUE(projector && net);
+  torch::NoGradGuard no_grad;
+  auto z1 = projector->forward(net->features(views[0])), z2 = projector->forward(net->features(views[1]));
+  EXPECT_EQ(z1.size(1), 24);
+  const double expected =
+      functional::barlow_twins_loss(z1, z2, BarlowTwinsLossOptions().lambda(0.01)).item<double>();
+  EXPECT_NEAR(out.terms["barlowtwins"].item<double>(), expected, 1e-4 * std::max(1.0, expected));
+}
+
+TEST(BarlowTwins, GradientReachesTheBackbone) {
+  torch::manual_seed(1);
+  auto m = make_method(barlow_spec());
+  m->train();
+  std::vector<torch::Tensor> views{torch::randn({8, 3, 16, 16}), torch::randn({8, 3, 16, 16})};
+  m->loss(views, torch::zeros({8}, torch::kLong), torch::arange(8), StepContext{}).total().backward();
+  double g = 0;
+  for (auto& p : m->backbone()->parameters())
+    if (p.grad().defined()) g += p.grad().abs().sum().item<double>();
+  EXPECT_GT(g, 0);
+}
+
+TEST(BarlowTwins, BadOptionsAreRefusedNamingTheFlag) {
+  auto spec = barlow_spec();
+  method_option<double>(spec.config, "lambda") = -0.5;
+  try {
+    validate(spec.config);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--barlow-lambda"), std::string::npos) << e.what();
+  }
+}
+
+TEST(MethodCLI, BarlowTwinsTrainsTwoEpochs) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const auto out = test_util::temp_dir("barlowtwins") + "/run";
+  auto r = test_util::run_cli("train --method barlowtwins --epochs 2 " + test_util::quick_flags() + " --out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto metrics = test_util::read_metrics(out);
+  ASSERT_EQ(metrics.size(), 2u);
+  for (const auto& rec : metrics) {
+    EXPECT_TRUE(std::isfinite(rec["loss"].get<double>()));
+    EXPECT_TRUE(rec.contains("knn_top1"));
+  }
+  std::ifstream in(out + "/config.yaml");
+  std::stringstream yaml;
+  yaml << in.rdbuf();
+  EXPECT_NE(yaml.str().find("\nbarlowtwins:\n"), std::string::npos) << yaml.str();
+}
