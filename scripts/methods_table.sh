@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the per-method table of the README on Fashion-MNIST: every method with the same backbone (resnet18,
 # width 16; AMDIM uses its own encoder), epochs and training images; kNN (k=200, t=0.1) and a linear probe on the
-# frozen backbone, plus wall time. Budget knobs: SUBSET (default 10000), EPOCHS (default 5), SEED (default 0).
+# frozen backbone, plus wall time. Budget knobs: SUBSET (default 10000), EPOCHS (default 5), SEED (default 0);
+# METHODS (default: every registered method, `contrastive methods --json`). Finished runs are kept: rerunning the
+# script continues with the missing ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=build/contrastive
@@ -13,7 +15,8 @@ COMMON="--dataset fashion-mnist --width 16 --epochs $EPOCHS --train-subset $SUBS
 mkdir -p "$OUT"
 echo "| method | kNN top-1 (%) | linear top-1 best / last (%) | train seconds |" | tee "$OUT/table.md"
 echo "|---|---|---|---|" | tee -a "$OUT/table.md"
-for m in ce supcon simclr moco simsiam byol amdim cds; do
+METHODS=${METHODS:-$($BIN methods --json | python3 -c 'import json, sys; print(" ".join(json.loads(l)["name"] for l in sys.stdin))')}
+for m in $METHODS; do
   arch=resnet18; [ "$m" = amdim ] && arch=amdim
   if [ ! -f "$OUT/$m/last.ckpt" ] || [ "$(wc -l < "$OUT/$m/metrics.jsonl")" -lt "$EPOCHS" ]; then
     rm -rf "${OUT:?}/$m"

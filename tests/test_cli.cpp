@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "contrastive/io.h"
+#include "contrastive/registry.h"
 #include "contrastive/train.h"
 #include "test_runs.h"
 #include "test_util.h"
@@ -157,4 +158,21 @@ TEST(CliFastPath, Bf16ChannelsLastTrainsAndResumesBitIdentically) {
   ASSERT_EQ(metrics.size(), 2u);
   EXPECT_TRUE(std::isfinite(metrics.back()["loss"].get<double>()));
   std::filesystem::remove_all(dir);
+}
+
+// The registry is what the CLI offers: `contrastive methods` lists every method, --help shows each method's
+// default of a shared flag, and a method's flag given for another method is refused (it would do nothing).
+TEST(CLI, MethodsComeFromTheRegistryAndForeignMethodFlagsAreRefused) {
+  auto list = run_cli("methods");
+  ASSERT_EQ(list.status, 0) << list.output;
+  for (const auto& name : method_registry().names()) EXPECT_NE(list.output.find(name + " "), std::string::npos) << name;
+  auto help = run_cli("train --help");
+  EXPECT_NE(help.output.find("[cds: 0.07, supcon: 0.1, simclr: 0.5, moco: 0.1"), std::string::npos) << help.output;
+  auto foreign = run_cli("train --method cds --queue-size 128 --epochs 1 " + test_util::quick_flags());
+  EXPECT_EQ(foreign.status, 2) << foreign.output;
+  EXPECT_NE(foreign.output.find("--queue-size is an option of --method moco, not of cds"), std::string::npos)
+      << foreign.output;
+  auto unknown = run_cli("train --method nope --epochs 1");
+  EXPECT_EQ(unknown.status, 2) << unknown.output;
+  EXPECT_NE(unknown.output.find("vicreg"), std::string::npos) << unknown.output;  // the list of methods
 }

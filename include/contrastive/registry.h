@@ -51,7 +51,9 @@ struct MethodInfo {
 
 class MethodRegistry {
  public:
-  void add(MethodInfo info);  // a name given twice -> std::logic_error
+  // A name given twice, or a flag that another method already declares with another value type ->
+  // std::logic_error (methods may share a flag, e.g. --temperature, only with one type).
+  void add(MethodInfo info);
   const MethodInfo* find(const std::string& name) const;
   // The method of that name; unknown -> InputError listing the registered ones.
   const MethodInfo& at(const std::string& name) const;
@@ -63,8 +65,8 @@ class MethodRegistry {
   std::vector<MethodInfo> methods_;
 };
 
-// The process' registry, filled on first use by register_builtin_methods (src/methods/registry.cpp: one line
-// per method).
+// The process' registry, filled on first use by register_builtin_methods (the list is
+// src/methods/builtin_methods.inc, one line per method).
 const MethodRegistry& method_registry();
 void register_builtin_methods(MethodRegistry& registry);
 

@@ -34,6 +34,18 @@ void MethodRegistry::add(MethodInfo info) {
   if (!info.make) throw std::logic_error("method registry: '" + info.name + "' has no factory");
   if (info.min_views < 1 || info.max_views < info.min_views)
     throw std::logic_error("method registry: '" + info.name + "' has a bad views range");
+  if (info.options) {
+    auto mine = info.options();
+    for (const auto& other : methods_) {
+      if (!other.options) continue;
+      auto theirs = other.options();
+      for (const auto& a : mine->keys())
+        for (const auto& b : theirs->keys())
+          if (a.flag == b.flag && a.target.index() != b.target.index())
+            throw std::logic_error("method registry: --" + a.flag + " of '" + info.name + "' has another type than " +
+                                   "in '" + other.name + "'");
+    }
+  }
   methods_.push_back(std::move(info));
 }
 

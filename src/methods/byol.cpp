@@ -100,7 +100,7 @@ void register_byol(MethodRegistry& registry) {
   m.validate = [](const Config& c, int64_t) {
     const auto& o = method_options<BYOLOptions>(c.method, "byol");
     check_unit(o.momentum_ema(), "ema");
-    check_option(o.proj_hidden() == -1 || o.proj_hidden() >= 1, "proj-hidden", show_value(o.proj_hidden()));
+    check_at_least(o.proj_hidden(), 1, "proj-hidden");
     check_at_least(o.proj_dim(), 1, "proj-dim");
     check_at_least(o.pred_hidden(), 1, "pred-hidden");
   };
