@@ -1,4 +1,6 @@
 // Cosine losses with a stop-gradient: SimSiam (docs/methods.md §5), BYOL (§6); the collapse metric (§5).
+#include <cmath>
+
 #include <torch/torch.h>
 
 #include "contrastive/losses.h"
@@ -61,6 +63,9 @@ torch::Tensor effective_rank(const torch::Tensor& z) {
   detail::NoAutocast no_autocast;
   auto zn = torch::nn::functional::normalize(detail::to_compute_dtype(z).to(torch::kFloat32),
                                              torch::nn::functional::NormalizeFuncOptions().dim(1));
+  // A diverged step (NaN/Inf outputs) has no rank; the SVD would throw. NaN lets the trainer's non-finite
+  // policy (--on-nan) deal with the step instead of an internal error.
+  if (!torch::isfinite(zn).all().item<bool>()) return torch::full({}, std::nan(""), zn.options());
   auto s = torch::linalg_svdvals(zn);
   auto p = s / s.sum().clamp_min(1e-12);
   return torch::exp(-(p * torch::log(p.clamp_min(1e-12))).sum());
