@@ -1,4 +1,4 @@
-// Contrastive and self-distillation losses, in LibTorch's own three-piece idiom (see design.md): for each loss
+// Contrastive and self-distillation losses, in LibTorch's own three-piece idiom (see docs/architecture.md): for each loss
 // an options struct with TORCH_ARG defaults, a free function in contrastive::functional that does the math,
 // and a module (XImpl + TORCH_MODULE(X)) that holds the options and calls the function.
 //

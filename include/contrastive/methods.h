@@ -1,4 +1,4 @@
-// Training methods as plug-ins (design.md): each owns its networks and state and answers
+// Training methods as plug-ins (docs/architecture.md): each owns its networks and state and answers
 // "given these views and labels, what are your loss terms?". The trainer knows nothing method-specific.
 #pragma once
 

@@ -1,5 +1,5 @@
 // The trainer: runs any method over the loader with the optimizer and schedule, evaluates, logs metrics,
-// and writes crash-safe checkpoints. It knows nothing method-specific (design.md).
+// and writes crash-safe checkpoints. It knows nothing method-specific (docs/architecture.md).
 #pragma once
 
 #include <torch/optim/optimizer.h>
