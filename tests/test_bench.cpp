@@ -23,16 +23,17 @@ TEST(Bench, ForwardFlopsOfCifarResNet18) {
   auto m = make_method(spec);
   const double macs = method_forward_flops(*m, 32, 32) / 2;
   const double expected = 3 * 64 * 9 * 1024.0 + 4 * 64 * 64 * 9 * 1024.0 +
-                          3 * (64 * 128 * 9 * 256.0 + 3 * 128 * 128 * 9 * 256.0 + 64 * 128 * 256.0) +
-                          512 * 512 + 512 * 128;
+                          3 * (64 * 128 * 9 * 256.0 + 3 * 128 * 128 * 9 * 256.0 + 64 * 128 * 256.0) + 512 * 512 +
+                          512 * 128;
   EXPECT_NEAR(macs, expected, 1.0);
   EXPECT_NEAR(macs / 1e9, 0.5557, 0.001);
 }
 
 TEST(Bench, TinySimCLRReportsPositiveNumbers) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  auto r = run_cli("bench --method simclr --width 4 --batch-size 16 --steps 2 --warmup 1 --json --threads 2 "
-                   "--peak-size 256");
+  auto r = run_cli(
+      "bench --method simclr --width 4 --batch-size 16 --steps 2 --warmup 1 --json --threads 2 "
+      "--peak-size 256");
   ASSERT_EQ(r.status, 0) << r.output;
   // stdout and stderr are merged: the JSON object is the line that starts with '{'.
   const auto at = r.output.rfind("\n{") == std::string::npos ? r.output.find('{') : r.output.rfind("\n{") + 1;

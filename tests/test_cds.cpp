@@ -77,7 +77,8 @@ TEST(CDS, LossIsCEOnViewOnePlusWeightedSupConOverFourStages) {
   for (int l = 0; l < 4; ++l) {
     auto e = torch::nn::functional::normalize(emb[l], torch::nn::functional::NormalizeFuncOptions().dim(1));
     auto f = torch::stack({e.narrow(0, 0, 8), e.narrow(0, 8, 8)}, 1);
-    expected += 0.1 * w[l] * functional::supcon_loss(f, y, {}, SupConLossOptions().temperature(0.07)).item<double>();
+    expected +=
+        0.1 * w[l] * functional::supcon_loss(f, y, {}, SupConLossOptions().temperature(0.07)).item<double>();
   }
   EXPECT_NEAR(terms.total().item<double>(), expected, 1e-5);
 }

@@ -19,7 +19,6 @@ using test_util::read_metrics;
 using test_util::run_cli;
 using test_util::same_weights;
 
-
 TEST(CLI, BadInputsGiveOneLineErrorsAndExitTwo) {
   struct Case {
     std::string args, needle;
@@ -91,7 +90,8 @@ TEST(CLI, ResumedRunEndsWithTheSameWeights) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("cli-resume");
   for (std::string method : {"ce", "cds"}) {
-    const std::string base = "train --method " + method + " --seed 5 " + test_util::quick_flags() + " --out " + dir;
+    const std::string base =
+        "train --method " + method + " --seed 5 " + test_util::quick_flags() + " --out " + dir;
     auto full = run_cli(base + "/" + method + "-full --epochs 3");
     ASSERT_EQ(full.status, 0) << full.output;
     // Stopped in the middle of epoch 2 (4 steps per epoch), as SIGTERM would, then resumed.
@@ -110,12 +110,12 @@ TEST(CLI, ResumedRunEndsWithTheSameWeights) {
 TEST(CLI, NonFiniteLossStopsOrSkipsAsAsked) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("cli-nan");
-  auto stop = run_cli("train --method cds --epochs 2 --inject-nan-at-step 5 " + test_util::quick_flags() + " --out " +
-                      dir + "/stop");
+  auto stop = run_cli("train --method cds --epochs 2 --inject-nan-at-step 5 " + test_util::quick_flags() +
+                      " --out " + dir + "/stop");
   EXPECT_EQ(stop.status, 1) << stop.output;
   EXPECT_NE(stop.output.find("global step 5"), std::string::npos) << stop.output;
   EXPECT_NE(stop.output.find("'ce'"), std::string::npos) << stop.output;  // names a loss term
-  EXPECT_TRUE(std::filesystem::exists(dir + "/stop/last.ckpt"));        // epoch 1's checkpoint is kept
+  EXPECT_TRUE(std::filesystem::exists(dir + "/stop/last.ckpt"));          // epoch 1's checkpoint is kept
   auto skip = run_cli("train --method ce --epochs 1 --inject-nan-at-step 2 --on-nan skip " +
                       test_util::quick_flags() + " --out " + dir + "/skip");
   EXPECT_EQ(skip.status, 0) << skip.output;
@@ -127,7 +127,8 @@ TEST(CLI, NonFiniteLossStopsOrSkipsAsAsked) {
 TEST(CLI, SemiSupervisedRunRecordsItsStratifiedLabelSplit) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("cli-semi");
-  auto r = run_cli("train --method ce --epochs 1 --labeled-fraction 0.1 " + test_util::quick_flags() + " --out " + dir);
+  auto r =
+      run_cli("train --method ce --epochs 1 --labeled-fraction 0.1 " + test_util::quick_flags() + " --out " + dir);
   ASSERT_EQ(r.status, 0) << r.output;
   std::ifstream in(dir + "/labeled_indices.txt");
   std::vector<int64_t> ids;
@@ -145,8 +146,8 @@ TEST(CLI, SemiSupervisedRunRecordsItsStratifiedLabelSplit) {
 TEST(CliFastPath, Bf16ChannelsLastTrainsAndResumesBitIdentically) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const std::string dir = test_util::temp_dir("bf16");
-  const std::string flags = "train --method simclr --epochs 2 --seed 4 --knn-every 0 --bf16 --channels-last " +
-                            test_util::quick_flags();
+  const std::string flags =
+      "train --method simclr --epochs 2 --seed 4 --knn-every 0 --bf16 --channels-last " + test_util::quick_flags();
   auto full = test_util::run_cli(flags + " --out " + dir + "/full");
   ASSERT_EQ(full.status, 0) << full.output;
   auto part = test_util::run_cli(flags + " --stop-after-steps 5 --out " + dir + "/part");
@@ -165,7 +166,8 @@ TEST(CliFastPath, Bf16ChannelsLastTrainsAndResumesBitIdentically) {
 TEST(CLI, MethodsComeFromTheRegistryAndForeignMethodFlagsAreRefused) {
   auto list = run_cli("methods");
   ASSERT_EQ(list.status, 0) << list.output;
-  for (const auto& name : method_registry().names()) EXPECT_NE(list.output.find(name + " "), std::string::npos) << name;
+  for (const auto& name : method_registry().names())
+    EXPECT_NE(list.output.find(name + " "), std::string::npos) << name;
   auto help = run_cli("train --help");
   EXPECT_NE(help.output.find("[cds: 0.07, supcon: 0.1, simclr: 0.5, moco: 0.1"), std::string::npos) << help.output;
   auto foreign = run_cli("train --method cds --queue-size 128 --epochs 1 " + test_util::quick_flags());

@@ -93,7 +93,8 @@ TEST(Config, EveryRegisteredMethodResolvesAndValidates) {
     resolve_defaults(c);
     EXPECT_NO_THROW(validate(c)) << name;
     std::set<std::string> seen;
-    for (auto& k : c.method.options.find(name)->keys()) EXPECT_TRUE(seen.insert(k.name).second) << name << "." << k.name;
+    for (auto& k : c.method.options.find(name)->keys())
+      EXPECT_TRUE(seen.insert(k.name).second) << name << "." << k.name;
     EXPECT_EQ(c.augment.views >= info.min_views && c.augment.views <= info.max_views, true) << name;
   }
   EXPECT_THROW(method_registry().at("no-such-method"), InputError);
@@ -125,7 +126,7 @@ TEST(Config, MethodDefaultsFollowTheReferences) {
   resolve_defaults(c);
   EXPECT_DOUBLE_EQ(method_option<double>(c, "temperature"), 0.5);
   EXPECT_DOUBLE_EQ(method_option<double>(c, "base_temperature"), 0.07);  // keeps the T/T_b factor of the reference
-  EXPECT_DOUBLE_EQ(c.optim.lr, 0.125);                // 0.5 at batch 1024, scaled linearly
+  EXPECT_DOUBLE_EQ(c.optim.lr, 0.125);                                   // 0.5 at batch 1024, scaled linearly
   EXPECT_EQ(c.augment.preset, "simclr-cifar");
   Config d;
   d.method.name = "cds";
@@ -163,8 +164,11 @@ TEST(Config, ValidationRejectsBadValuesNamingTheKey) {
   EXPECT_NE(validation_error([](Config& c) { c.train.batch_size = 1; }).find("--batch-size"), std::string::npos);
   EXPECT_NE(validation_error([](Config& c) { c.method.name = "nope"; }).find("--method"), std::string::npos);
   EXPECT_NE(validation_error([](Config& c) { c.data.dataset = "imagenet"; }).find("--dataset"), std::string::npos);
-  EXPECT_NE(validation_error([](Config& c) { method_option<double>(c, "temperature") = 0; }).find("--temperature"), std::string::npos);
-  EXPECT_NE(validation_error([](Config& c) { method_option<double>(c, "labeled_fraction") = 1.5; }).find("--labeled-fraction"),
+  EXPECT_NE(validation_error([](Config& c) { method_option<double>(c, "temperature") = 0; }).find("--temperature"),
+            std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) {
+              method_option<double>(c, "labeled_fraction") = 1.5;
+            }).find("--labeled-fraction"),
             std::string::npos);
   EXPECT_NE(validation_error([](Config& c) {
               c.method.name = "moco";
@@ -172,7 +176,9 @@ TEST(Config, ValidationRejectsBadValuesNamingTheKey) {
               method_option<int64_t>(c, "queue_size") = 1000;
             }).find("--queue-size"),
             std::string::npos);
-  EXPECT_NE(validation_error([](Config& c) { method_option<std::vector<double>>(c, "weights") = {1, 1}; }).find("--cds-weights"),
+  EXPECT_NE(validation_error([](Config& c) {
+              method_option<std::vector<double>>(c, "weights") = {1, 1};
+            }).find("--cds-weights"),
             std::string::npos);
   EXPECT_NE(validation_error([](Config& c) { c.augment.preset = "fancy"; }).find("--augment"), std::string::npos);
   // Two-view methods name the flag instead of failing inside the step; multi-crop is SupCon/SimCLR's.
@@ -251,11 +257,13 @@ TEST(Config, CopyKeysTakesOnlyTheNamedKeys) {
 }
 
 TEST(Config, CheckpointCadenceIsValidated) {
-  EXPECT_NE(validation_error([](Config& c) { c.train.checkpoint_every_steps = -1; }).find("--checkpoint-every-steps"),
-            std::string::npos);
   EXPECT_NE(
-      validation_error([](Config& c) { c.train.checkpoint_every_minutes = -2; }).find("--checkpoint-every-minutes"),
+      validation_error([](Config& c) { c.train.checkpoint_every_steps = -1; }).find("--checkpoint-every-steps"),
       std::string::npos);
+  EXPECT_NE(validation_error([](Config& c) {
+              c.train.checkpoint_every_minutes = -2;
+            }).find("--checkpoint-every-minutes"),
+            std::string::npos);
   EXPECT_NE(validation_error([](Config& c) { c.train.keep_checkpoints = -1; }).find("--keep-checkpoints"),
             std::string::npos);
 }

@@ -2,9 +2,6 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
-#include "contrastive/common.h"
-#include "contrastive/data.h"
-
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -13,6 +10,9 @@
 #include <random>
 #include <set>
 #include <thread>
+
+#include "contrastive/common.h"
+#include "contrastive/data.h"
 
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_STATIC
@@ -34,7 +34,8 @@ struct TempDir {
   fs::path path;
   TempDir() {
     std::random_device rd;
-    path = fs::temp_directory_path() / ("contrastive_data_test_" + std::to_string(rd()) + "_" + std::to_string(rd()));
+    path =
+        fs::temp_directory_path() / ("contrastive_data_test_" + std::to_string(rd()) + "_" + std::to_string(rd()));
     fs::create_directories(path);
   }
   ~TempDir() {
@@ -239,9 +240,11 @@ TEST(DataFashionMnist, ReadsTheRealFiles) {
 TEST(DataCifar, Cifar10RoundTripsValuesLabelsAndNames) {
   TempDir dir;
   const std::string bin = dir / "cifar-10-batches-bin";  // the conventional sub-folder is found
-  for (int b = 1; b <= 5; ++b) write_file(bin + "/data_batch_" + std::to_string(b) + ".bin", cifar_records(3, false, (b - 1) * 3));
+  for (int b = 1; b <= 5; ++b)
+    write_file(bin + "/data_batch_" + std::to_string(b) + ".bin", cifar_records(3, false, (b - 1) * 3));
   write_file(bin + "/test_batch.bin", cifar_records(2, false, 100));
-  std::ofstream(bin + "/batches.meta.txt") << "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
+  std::ofstream(bin + "/batches.meta.txt")
+      << "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
   DataOptions opts;
   opts.dataset = "cifar10";
   opts.path = dir.path.string();
@@ -403,7 +406,8 @@ TEST(DataFolder, ReportsCorruptImagesEmptyClassesAndMismatchedSplits) {
 
 TEST(DataFolder, CacheIsBoundedAndServesTheSameImages) {
   TempDir dir;
-  for (int i = 0; i < 6; ++i) write_png(dir / ("c/" + std::to_string(i) + ".png"), 10, 10, 3, static_cast<uint8_t>(i * 30));
+  for (int i = 0; i < 6; ++i)
+    write_png(dir / ("c/" + std::to_string(i) + ".png"), 10, 10, 3, static_cast<uint8_t>(i * 30));
   ImageFolderDataset all(dir.path.string(), 16, 64, 3);
   auto idx = torch::tensor({5, 1, 1, 3, 0, 2, 4}, torch::kLong);
   auto first = all.get(idx);
@@ -413,7 +417,8 @@ TEST(DataFolder, CacheIsBoundedAndServesTheSameImages) {
   EXPECT_TRUE(torch::equal(all.get(idx), first));
 
   TempDir dir2;
-  for (int i = 0; i < 6; ++i) write_png(dir2 / ("c/" + std::to_string(i) + ".png"), 10, 10, 3, static_cast<uint8_t>(i * 30));
+  for (int i = 0; i < 6; ++i)
+    write_png(dir2 / ("c/" + std::to_string(i) + ".png"), 10, 10, 3, static_cast<uint8_t>(i * 30));
   ImageFolderDataset none(dir2.path.string(), 16, 0, 1);
   EXPECT_TRUE(torch::equal(none.get(idx), first));
   EXPECT_EQ(none.cached(), 0);
@@ -424,7 +429,8 @@ TEST(DataFolder, CacheIsBoundedAndServesTheSameImages) {
 namespace {
 // N samples whose every pixel is the sample index (mod 256) and whose label is index mod 10.
 std::shared_ptr<TensorDataset> counting_dataset(int64_t n) {
-  auto images = (torch::arange(n, torch::kLong) % 256).to(torch::kByte).view({n, 1, 1, 1}).expand({n, 1, 2, 2}).contiguous();
+  auto images =
+      (torch::arange(n, torch::kLong) % 256).to(torch::kByte).view({n, 1, 1, 1}).expand({n, 1, 2, 2}).contiguous();
   std::vector<std::string> names;
   for (int i = 0; i < 10; ++i) names.push_back(std::to_string(i));
   return std::make_shared<TensorDataset>(images, torch::arange(n, torch::kLong) % 10, names);
@@ -481,7 +487,8 @@ TEST(Loader, CoversEveryIndexOnceWithMatchingImagesAndLabels) {
   std::vector<int64_t> seen;
   while (auto batch = loader.next()) {
     EXPECT_TRUE(torch::equal(batch->labels, batch->indices % 10));
-    EXPECT_TRUE(torch::equal(batch->images.select(1, 0).select(1, 0).select(1, 0).to(torch::kLong), batch->indices % 256));
+    EXPECT_TRUE(
+        torch::equal(batch->images.select(1, 0).select(1, 0).select(1, 0).to(torch::kLong), batch->indices % 256));
     auto idx = batch->indices;
     seen.insert(seen.end(), idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + idx.numel());
   }

@@ -35,7 +35,8 @@ const char* const kPython = CONTRASTIVE_PYTHON;
 const std::string& trained_ce_checkpoint() {
   static const std::string ckpt = [] {
     const auto dir = test_util::temp_dir("interop-run");
-    auto r = run_cli("train --method ce --epochs 1 --seed 1 " + test_util::quick_flags() + " --out " + dir + "/run");
+    auto r =
+        run_cli("train --method ce --epochs 1 --seed 1 " + test_util::quick_flags() + " --out " + dir + "/run");
     EXPECT_EQ(r.status, 0) << r.output;
     return dir + "/run/last.ckpt";
   }();
@@ -75,10 +76,10 @@ TEST(Export, StateDictHasTorchvisionNamesBuffersAndSidecar) {
   ASSERT_EQ(r.status, 0) << r.output;
   auto tensors = read_state_dict(dir + "/model.pt");
   std::map<std::string, torch::Tensor> by_name(tensors.begin(), tensors.end());
-  for (const char* name : {"conv1.weight", "bn1.weight", "bn1.running_mean", "bn1.running_var",
-                           "bn1.num_batches_tracked", "layer1.0.conv1.weight", "layer1.1.bn2.bias",
-                           "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_var",
-                           "layer4.1.conv2.weight", "fc.weight", "fc.bias"})
+  for (const char* name :
+       {"conv1.weight", "bn1.weight", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
+        "layer1.0.conv1.weight", "layer1.1.bn2.bias", "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.running_var", "layer4.1.conv2.weight", "fc.weight", "fc.bias"})
     EXPECT_TRUE(by_name.count(name)) << name;
   EXPECT_EQ(by_name.at("bn1.num_batches_tracked").scalar_type(), torch::kLong);
   EXPECT_GT(by_name.at("bn1.num_batches_tracked").item<int64_t>(), 0);  // trained statistics, not the init
@@ -188,8 +189,8 @@ TEST(Interop, PythonLoadsTheExportAndComputesTheSameLogits) {
   save_tensor(dir + "/input.pt", x);
   save_tensor(dir + "/logits.pt", logits_of(m, x));
   const std::string script = std::string(CONTRASTIVE_SOURCE_DIR) + "/tests/interop_check.py";
-  const std::string cmd = std::string(kPython) + " " + script + " check --state " + dir + "/model.pt --input " + dir +
-                          "/input.pt --logits " + dir + "/logits.pt 2>&1";
+  const std::string cmd = std::string(kPython) + " " + script + " check --state " + dir + "/model.pt --input " +
+                          dir + "/input.pt --logits " + dir + "/logits.pt 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
@@ -203,8 +204,9 @@ TEST(Interop, StateDictSavedByPythonInitialisesTheModel) {
   auto x = fixed_input(m);
   save_tensor(dir + "/input.pt", x);
   const std::string script = std::string(CONTRASTIVE_SOURCE_DIR) + "/tests/interop_check.py";
-  const std::string cmd = std::string(kPython) + " " + script + " roundtrip --state " + dir + "/model.pt --input " +
-                          dir + "/input.pt --out-state " + dir + "/py.pt --out-logits " + dir + "/py_logits.pt 2>&1";
+  const std::string cmd = std::string(kPython) + " " + script + " roundtrip --state " + dir +
+                          "/model.pt --input " + dir + "/input.pt --out-state " + dir + "/py.pt --out-logits " +
+                          dir + "/py_logits.pt 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   auto before = logits_of(m, x);
@@ -234,8 +236,10 @@ TEST(Interop, TorchvisionResNetLoadsTheExportWithWeightsOnly) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   ASSERT_TRUE(python_has("torchvision"));
   const auto dir = test_util::temp_dir("interop-tv");
-  auto r = run_cli("train --method ce --epochs 1 --seed 3 --train-subset 128 --test-subset 64 --width 64 "
-                   "--batch-size 64 --threads 2 --out " + dir + "/run");
+  auto r = run_cli(
+      "train --method ce --epochs 1 --seed 3 --train-subset 128 --test-subset 64 --width 64 "
+      "--batch-size 64 --threads 2 --out " +
+      dir + "/run");
   ASSERT_EQ(r.status, 0) << r.output;
   ASSERT_EQ(run_cli("export --checkpoint " + dir + "/run/last.ckpt --out " + dir + "/model.pt").status, 0);
   auto m = load_model(dir + "/run/last.ckpt", nullptr, "cpu");

@@ -75,7 +75,8 @@ TEST(BarlowTwins, BadOptionsAreRefusedNamingTheFlag) {
 TEST(MethodCLI, BarlowTwinsTrainsTwoEpochs) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto out = test_util::temp_dir("barlowtwins") + "/run";
-  auto r = test_util::run_cli("train --method barlowtwins --epochs 2 " + test_util::quick_flags() + " --out " + out);
+  auto r =
+      test_util::run_cli("train --method barlowtwins --epochs 2 " + test_util::quick_flags() + " --out " + out);
   ASSERT_EQ(r.status, 0) << r.output;
   auto metrics = test_util::read_metrics(out);
   ASSERT_EQ(metrics.size(), 2u);

@@ -43,7 +43,8 @@ TEST(DINO, TeacherTakesNoGradientAndFollowsTheStudentAfterTheStep) {
   auto m = make_method(dino_spec());
   m->train();
   auto params = m->named_parameters();
-  for (const auto& p : params) EXPECT_FALSE(p.key().rfind("teacher_", 0) == 0 && p.value().requires_grad()) << p.key();
+  for (const auto& p : params)
+    EXPECT_FALSE(p.key().rfind("teacher_", 0) == 0 && p.value().requires_grad()) << p.key();
   auto teacher_w = m->named_parameters()["teacher_head.net.0.weight"];
   auto student_w = m->named_parameters()["head.net.0.weight"];
   ASSERT_TRUE(teacher_w.defined() && student_w.defined());
@@ -88,8 +89,9 @@ TEST(DINO, MultiCropLossEqualsTheFunctionalWithTheTeacherOnGlobalCropsOnly) {
   auto s_global = logits(*head, protos, net->features(torch::cat({views[0], views[1]}))).chunk(2);
   auto s_local = logits(*head, protos, net->features(torch::cat({views[2], views[3]}))).chunk(2);
   auto t_global = logits(*thead, tprotos, tnet->features(torch::cat({views[0], views[1]}))).chunk(2);
-  auto expected = functional::dino_loss({t_global[0], t_global[1]}, {s_global[0], s_global[1], s_local[0], s_local[1]},
-                                        torch::zeros({1, 32}), 0.04, 0.1);
+  auto expected =
+      functional::dino_loss({t_global[0], t_global[1]}, {s_global[0], s_global[1], s_local[0], s_local[1]},
+                            torch::zeros({1, 32}), 0.04, 0.1);
   EXPECT_NEAR(out.terms["dino"].item<double>(), expected.item<double>(), 1e-4);
 }
 

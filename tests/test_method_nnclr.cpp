@@ -53,7 +53,7 @@ TEST(NNCLR, LossUsesTheOldSupportSetThenEnqueuesTheNormalisedProjections) {
   auto out = m->loss(views, torch::zeros({8}, torch::kLong), torch::arange(8), StepContext{});
   EXPECT_NEAR(out.terms["nnclr"].item<double>(), expected.item<double>(), 1e-4);
   auto support1 = m->named_buffers()["support"];
-  EXPECT_TRUE(support1.narrow(0, 0, 8).allclose(l2n(z1), 1e-5, 1e-5));  // rows 0..7: this batch
+  EXPECT_TRUE(support1.narrow(0, 0, 8).allclose(l2n(z1), 1e-5, 1e-5));    // rows 0..7: this batch
   EXPECT_TRUE(support1.narrow(0, 8, 4).equal(support0.narrow(0, 8, 4)));  // the rest untouched
   EXPECT_EQ(m->named_buffers()["support_ptr"].item<int64_t>(), 8);
   // The next batch wraps around: rows 8..11, then 0..3.

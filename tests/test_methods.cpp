@@ -66,7 +66,6 @@ torch::Tensor encode(ResNetImpl& net, MLPImpl& head, const torch::Tensor& x) {
   return l2n(head.forward(net.features(x)));
 }
 
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------
@@ -75,7 +74,8 @@ torch::Tensor encode(ResNetImpl& net, MLPImpl& head, const torch::Tensor& x) {
 TEST(Moco, FirstLossUsesTheInitialQueueAndKeysAreEnqueuedAfterwardsAtThePointer) {
   torch::manual_seed(0);
   auto spec = spec_for("moco");
-  method_option<int64_t>(spec.config, "bn_splits") = 1;  // plain BN: the shuffle cannot change k, so k can be recomputed here
+  method_option<int64_t>(spec.config, "bn_splits") =
+      1;  // plain BN: the shuffle cannot change k, so k can be recomputed here
   auto m = make_method(spec);
   m->train();
   auto q_net = child<ResNetImpl>(*m, "backbone");
@@ -427,10 +427,11 @@ TEST(MultiCrop, SimCLRForwardsEachCropSizeSeparatelyAndUsesEveryView) {
       auto big = head->forward(net->features(torch::cat({views[0], views[1]})));
       auto small = head->forward(net->features(torch::cat({views[2], views[3], views[4]})));
       auto feats = l2n(torch::cat({big, small})).view({5, B, -1}).transpose(0, 1);
-      want = functional::supcon_loss(feats, name == "supcon" ? labels : torch::Tensor(), {},
-                                     SupConLossOptions()
-                                         .temperature(method_option<double>(spec.config, "temperature"))
-                                         .base_temperature(method_option<double>(spec.config, "base_temperature")));
+      want =
+          functional::supcon_loss(feats, name == "supcon" ? labels : torch::Tensor(), {},
+                                  SupConLossOptions()
+                                      .temperature(method_option<double>(spec.config, "temperature"))
+                                      .base_temperature(method_option<double>(spec.config, "base_temperature")));
     }
     EXPECT_NEAR(got, want.item<double>(), 1e-5) << name;
     // Every view, small crops included, gets a gradient.

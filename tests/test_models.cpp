@@ -15,7 +15,8 @@ TEST(ResNet, StageShapesForEveryDepthAndInputSize) {
         auto x = torch::randn({2, ch, size, size});
         auto s = net->stages(x);
         ASSERT_EQ(s.size(), 4u);
-        const int64_t sizes[4] = {size, (size + 1) / 2, ((size + 1) / 2 + 1) / 2, (((size + 1) / 2 + 1) / 2 + 1) / 2};
+        const int64_t sizes[4] = {size, (size + 1) / 2, ((size + 1) / 2 + 1) / 2,
+                                  (((size + 1) / 2 + 1) / 2 + 1) / 2};
         for (int64_t i = 0; i < 4; ++i) {
           EXPECT_EQ(s[i].size(1), 8 * (1 << i) * exp) << arch;
           EXPECT_EQ(s[i].size(2), sizes[i]) << arch << " " << size;
@@ -36,8 +37,8 @@ TEST(ResNet, ParameterNamesFollowTorchvision) {
                            "layer2.0.downsample.0.weight", "layer2.0.downsample.1.weight", "layer4.1.conv2.weight",
                            "fc.weight", "fc.bias"})
     EXPECT_TRUE(params.contains(name)) << name;
-  for (const char* name : {"bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
-                           "layer3.0.downsample.1.running_var"})
+  for (const char* name :
+       {"bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked", "layer3.0.downsample.1.running_var"})
     EXPECT_TRUE(buffers.contains(name)) << name;
   EXPECT_FALSE(params.contains("layer1.0.downsample.0.weight"));  // stride 1, same width: identity shortcut
   // torchvision's CIFAR-stem resnet18 with 10 classes has 11,173,962 parameters.
@@ -79,7 +80,8 @@ TEST(Heads, SepConvHalvesTheResolution) {
   auto y = s(torch::randn({2, 16, 14, 14}));
   EXPECT_EQ(y.sizes(), (std::vector<int64_t>{2, 32, 7, 7}));
   EXPECT_GE(y.min().item<double>(), 0.0);  // ends with ReLU
-  MLP mlp(MLPOptions(8, 16, 4).layers(3).hidden_bn(true).last_bn(true).last_bn_affine(false).freeze_last_bias(true));
+  MLP mlp(
+      MLPOptions(8, 16, 4).layers(3).hidden_bn(true).last_bn(true).last_bn_affine(false).freeze_last_bias(true));
   mlp->train();
   EXPECT_EQ(mlp(torch::randn({5, 8})).sizes(), (std::vector<int64_t>{5, 4}));
   int frozen = 0;

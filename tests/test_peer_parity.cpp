@@ -199,9 +199,9 @@ torch::Tensor leaf(const PeerResults& r, const std::string& key, torch::ScalarTy
 const std::array<std::pair<torch::ScalarType, const char*>, 2> kDtypes{
     {{torch::kDouble, "f64"}, {torch::kFloat, "f32"}}};
 
-#define REQUIRE_PEER(r)                                                                    \
-  const PeerResults& r = peer_results();                                                   \
-  ASSERT_TRUE(r.ok) << "lightly parity could not run: " << r.message;                      \
+#define REQUIRE_PEER(r)                                                                     \
+  const PeerResults& r = peer_results();                                                    \
+  ASSERT_TRUE(r.ok) << "lightly parity could not run: " << r.message;                       \
   SCOPED_TRACE("lightly " + r.out.value("lightly_version", std::string("?")) + ", torch " + \
                r.out.value("torch_version", std::string("?")))
 
@@ -239,9 +239,9 @@ TEST(PeerParity, SimCLRMethodLossIsTOverTbTimesLightlys) {
   constexpr double kBaseT = 0.07;
   for (const auto& [dtype, dt] : kDtypes) {
     auto z1 = leaf(r, "ntxent.z1", dtype), z2 = leaf(r, "ntxent.z2", dtype);
-    auto feats = torch::stack({F::normalize(z1, F::NormalizeFuncOptions().dim(1)),
-                               F::normalize(z2, F::NormalizeFuncOptions().dim(1))},
-                              1);
+    auto feats = torch::stack(
+        {F::normalize(z1, F::NormalizeFuncOptions().dim(1)), F::normalize(z2, F::NormalizeFuncOptions().dim(1))},
+        1);
     auto options = SupConLossOptions().temperature(kNTXentT).base_temperature(kBaseT);
     auto loss = CF::supcon_loss(feats, {}, {}, options);
     loss.backward();

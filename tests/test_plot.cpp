@@ -43,8 +43,11 @@ std::string fake_run(const std::string& dir, const std::string& name, bool class
   std::filesystem::create_directories(run);
   std::ofstream out(run + "/metrics.jsonl");
   for (int64_t e = 1; e <= epochs; ++e) {
-    nlohmann::json rec = {{"epoch", e}, {"loss", 2.0 / e}, {"lr", 0.1 * (1.0 - e / (epochs + 1.0))},
-                          {"images_per_s", 900 + 10 * e}, {"knn_top1", 0.5 + 0.04 * e}};
+    nlohmann::json rec = {{"epoch", e},
+                          {"loss", 2.0 / e},
+                          {"lr", 0.1 * (1.0 - e / (epochs + 1.0))},
+                          {"images_per_s", 900 + 10 * e},
+                          {"knn_top1", 0.5 + 0.04 * e}};
     if (classifier && e % 2 == 0) rec["test_top1"] = 0.55 + 0.04 * e;  // --eval-every 2
     out << rec.dump() << "\n";
   }
@@ -89,8 +92,9 @@ TEST(Plot, TrainerDrawsCurvesAndOnlyWarnsWithoutGnuplot) {
     expect_png(dir + "/run/curves.png");
   }
   // PATH without gnuplot: training still succeeds, with one warning.
-  const std::string cmd = "env PATH=/nonexistent " + std::string(CONTRASTIVE_CLI) + " train --method ce --epochs 2 " +
-                          test_util::quick_flags() + " --out " + dir + "/nogp2 2>&1";
+  const std::string cmd = "env PATH=/nonexistent " + std::string(CONTRASTIVE_CLI) +
+                          " train --method ce --epochs 2 " + test_util::quick_flags() + " --out " + dir +
+                          "/nogp2 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string out;
@@ -110,8 +114,8 @@ TEST(Embed, WritesNpyCsvAndTsnePicture) {
   const auto dir = test_util::temp_dir("embed");
   auto t = run_cli("train --method ce --epochs 1 " + test_util::quick_flags() + " --out " + dir + "/run");
   ASSERT_EQ(t.status, 0) << t.output;
-  auto r = run_cli("embed --checkpoint " + dir + "/run/last.ckpt --split test --out " + dir + "/emb --tsne " + dir +
-                   "/tsne.png --perplexity 10 --iterations 300 --max-points 100 --threads 2");
+  auto r = run_cli("embed --checkpoint " + dir + "/run/last.ckpt --split test --out " + dir + "/emb --tsne " +
+                   dir + "/tsne.png --perplexity 10 --iterations 300 --max-points 100 --threads 2");
   ASSERT_EQ(r.status, 0) << r.output;
 
   // .npy: header parsed by hand (magic, version 1.0, dict, 64-byte aligned data), then the raw values.

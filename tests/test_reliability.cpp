@@ -60,9 +60,9 @@ int wait_exit(pid_t pid) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-
 std::string flags_for(const std::string& method) {
-  std::string f = "train --method " + method + " --epochs 3 --seed 11 " + test_util::quick_flags() + " --knn-every 0";
+  std::string f =
+      "train --method " + method + " --epochs 3 --seed 11 " + test_util::quick_flags() + " --knn-every 0";
   if (method == "moco") f += " --queue-size 128";
   return f;
 }
@@ -80,9 +80,9 @@ TEST(Reliability, SigkillAtRandomMomentsThenResumeGivesTheSameWeights) {
     // Kill twice at random moments (possibly during a checkpoint write), resuming after each kill.
     bool started = false;
     for (int k = 0; k < 2; ++k) {
-      const std::string cmd =
-          started && std::filesystem::exists(run + "/last.ckpt") ? "train --resume " + run + " --threads 2"
-                                                                 : flags_for(method) + " --out " + run;
+      const std::string cmd = started && std::filesystem::exists(run + "/last.ckpt")
+                                  ? "train --resume " + run + " --threads 2"
+                                  : flags_for(method) + " --out " + run;
       pid_t pid = spawn(cmd, dir + "/killed.log");
       started = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(1500, 5000)(rng)));
@@ -90,8 +90,9 @@ TEST(Reliability, SigkillAtRandomMomentsThenResumeGivesTheSameWeights) {
       wait_exit(pid);
       ++kills;
     }
-    const std::string finish = std::filesystem::exists(run + "/last.ckpt") ? "train --resume " + run + " --threads 2"
-                                                                           : flags_for(method) + " --out " + run;
+    const std::string finish = std::filesystem::exists(run + "/last.ckpt")
+                                   ? "train --resume " + run + " --threads 2"
+                                   : flags_for(method) + " --out " + run;
     ASSERT_EQ(wait_exit(spawn(finish, dir + "/killed.log")), 0) << method;
     EXPECT_TRUE(same_weights(ref + "/last.ckpt", run + "/last.ckpt")) << method;
   }
@@ -164,8 +165,9 @@ TEST(Reliability, SigkillMidEpochThenTheSameCommandContinuesFromTheStepCheckpoin
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("step-kill");
   // 512 images, batch 32: 16 steps per epoch, 32 in all.
-  const std::string base = "train --method simclr --epochs 2 --seed 7 --train-subset 512 --test-subset 64 --width 4"
-                           " --batch-size 32 --threads 2 --knn-every 0";
+  const std::string base =
+      "train --method simclr --epochs 2 --seed 7 --train-subset 512 --test-subset 64 --width 4"
+      " --batch-size 32 --threads 2 --knn-every 0";
   const std::string cmd = base + " --checkpoint-every-steps 3 --keep-checkpoints 2 --out " + dir + "/run";
   auto ref = test_util::run_cli(base + " --out " + dir + "/ref");
   ASSERT_EQ(ref.status, 0) << ref.output;
@@ -222,8 +224,10 @@ TEST(Reliability, AnotherConfigurationInTheRunDirectoryIsRefusedNamingTheKey) {
 
   for (const auto& [command, key] : std::vector<std::pair<std::string, std::string>>{
            {base + " --lr 0.02", "--lr (0.05 in " + run + "/last.ckpt, 0.02 in this command)"},
-           {base + " --weight-decay 0.001", "--weight-decay (0.0005 in " + run + "/last.ckpt, 0.001 in this command)"},
-           {"train --method simclr" + rest, "--method ('ce' in " + run + "/last.ckpt, 'simclr' in this command)"}}) {
+           {base + " --weight-decay 0.001",
+            "--weight-decay (0.0005 in " + run + "/last.ckpt, 0.001 in this command)"},
+           {"train --method simclr" + rest,
+            "--method ('ce' in " + run + "/last.ckpt, 'simclr' in this command)"}}) {
     auto bad = test_util::run_cli(command + " --out " + run);
     EXPECT_EQ(bad.status, 2) << command << "\n" << bad.output;
     const auto lines = lines_of(bad.output);
@@ -251,7 +255,8 @@ TEST(Reliability, FullDiskDuringACheckpointWriteKeepsThePreviousCheckpoint) {
   const std::string before = slurp(ckpt);
   ASSERT_GT(before.size(), 4096u);
   // Room for the log, metrics and plots of the next epoch, not for its checkpoint.
-  const pid_t pid = spawn("train --resume " + run + " --epochs 2 --threads 2", dir + "/full.log", before.size() / 2);
+  const pid_t pid =
+      spawn("train --resume " + run + " --epochs 2 --threads 2", dir + "/full.log", before.size() / 2);
   EXPECT_EQ(wait_exit(pid), 1);  // a RunError: neither a crash (>= 128) nor SIGXFSZ (153)
   const std::string log = slurp(dir + "/full.log");
   // One line says what failed, why, and that the previous checkpoint is still there.
@@ -276,11 +281,13 @@ TEST(Reliability, FullDiskDuringACheckpointWriteKeepsThePreviousCheckpoint) {
 TEST(Reliability, ResidentMemoryStaysFlatAcrossEpochs) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("rss");
-  auto r = test_util::run_cli("train --method cds --epochs 6 " + test_util::quick_flags() + " --out " + dir + "/r");
+  auto r =
+      test_util::run_cli("train --method cds --epochs 6 " + test_util::quick_flags() + " --out " + dir + "/r");
   ASSERT_EQ(r.status, 0) << r.output;
   std::ifstream in(dir + "/r/metrics.jsonl");
   std::vector<double> rss;
-  for (std::string line; std::getline(in, line);) rss.push_back(nlohmann::json::parse(line)["rss_mb"].get<double>());
+  for (std::string line; std::getline(in, line);)
+    rss.push_back(nlohmann::json::parse(line)["rss_mb"].get<double>());
   ASSERT_EQ(rss.size(), 6u);
   // After the first epochs (allocator warm-up), resident memory must not keep growing.
   EXPECT_LT(rss[5], rss[2] * 1.05 + 16) << rss[2] << " MB -> " << rss[5] << " MB";

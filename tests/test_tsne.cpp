@@ -72,8 +72,8 @@ TEST(Tsne, SeparatesGaussianClustersAndIsSeeded) {
 }
 
 TEST(Tsne, StratifiedSubsampleKeepsClassProportions) {
-  auto labels = torch::cat({torch::zeros({900}, torch::kLong), torch::ones({100}, torch::kLong),
-                            torch::full({5}, 2, torch::kLong)});
+  auto labels = torch::cat(
+      {torch::zeros({900}, torch::kLong), torch::ones({100}, torch::kLong), torch::full({5}, 2, torch::kLong)});
   auto idx = stratified_subsample(labels, 100, 1);
   EXPECT_LE(idx.size(0), 100);
   EXPECT_GE(idx.size(0), 98);

@@ -60,7 +60,8 @@ inline std::string torchrun_flag(std::string name) {
 inline std::string torchrun_command(int nproc, int port, const std::string& extra = "") {
   const std::string n = std::to_string(nproc), p = std::to_string(port);
 #if CONTRASTIVE_TORCHRUN_DASH
-  return std::string(CONTRASTIVE_TORCHRUN) + " --no-python --nproc-per-node " + n + " --master-port " + p + " " + extra;
+  return std::string(CONTRASTIVE_TORCHRUN) + " --no-python --nproc-per-node " + n + " --master-port " + p + " " +
+         extra;
 #else
   return std::string(CONTRASTIVE_TORCHRUN) + " --no_python --nproc_per_node " + n + " --master_port " + p +
          " --redirects 1 --tee 1 " + extra;

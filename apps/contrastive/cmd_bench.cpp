@@ -51,13 +51,13 @@ nlohmann::json to_json(const BenchResult& r) {
 }
 
 void print_table(const BenchResult& r) {
-  std::cout << "bench: " << r.method << " " << r.arch << " width " << r.width << ", batch " << r.batch_size << " x "
-            << r.views << " views, " << r.steps << " steps (+" << r.warmup << " warm-up), " << r.threads
+  std::cout << "bench: " << r.method << " " << r.arch << " width " << r.width << ", batch " << r.batch_size
+            << " x " << r.views << " views, " << r.steps << " steps (+" << r.warmup << " warm-up), " << r.threads
             << " threads, " << r.device << (r.bf16 ? ", bf16 autocast" : "")
             << (r.channels_last ? ", channels-last" : "") << "\n"
             << "  CPU: " << r.cpu << "\n  build: " << r.build << "\n"
-            << std::fixed << std::setprecision(1)
-            << "  end to end          " << std::setw(10) << r.images_per_s << " images/s\n"
+            << std::fixed << std::setprecision(1) << "  end to end          " << std::setw(10) << r.images_per_s
+            << " images/s\n"
             << "  model only          " << std::setw(10) << r.model_images_per_s << " images/s\n"
             << "  augmentation only   " << std::setw(10) << r.augment_images_per_s << " images/s\n"
             << "  peak RSS            " << std::setw(10) << r.peak_rss_mb << " MB\n"
@@ -72,7 +72,8 @@ void print_table(const BenchResult& r) {
 const CommandRegistration registration([](CLI::App& app) -> std::function<int()> {
   auto f = std::make_shared<BenchFlags>();
   auto* cmd = app.add_subcommand("bench", "throughput of the training step: end to end, model only, augmentation");
-  cmd->add_option("--method", f->method, "training method: " + method_registry().names_joined())->capture_default_str();
+  cmd->add_option("--method", f->method, "training method: " + method_registry().names_joined())
+      ->capture_default_str();
   cmd->add_option("--arch", f->arch, "backbone")->capture_default_str();
   cmd->add_option("--width", f->width, "base channels")->capture_default_str();
   cmd->add_option("--batch-size", f->batch_size, "images per step")->capture_default_str();
@@ -116,8 +117,10 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
     o.peak_size = f->peak_size;
     o.loader_threads = f->loader_threads;
     const BenchResult r = run_bench(o);
-    if (f->json) std::cout << to_json(r).dump() << std::endl;
-    else print_table(r);
+    if (f->json)
+      std::cout << to_json(r).dump() << std::endl;
+    else
+      print_table(r);
     return 0;
   };
 });

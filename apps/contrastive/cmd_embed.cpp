@@ -22,13 +22,20 @@ struct EmbedArgs {
 
 CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
   auto a = std::make_shared<EmbedArgs>();
-  auto* cmd = app.add_subcommand("embed", "pre-head backbone features of a split as PREFIX.npy/.csv (+ t-SNE plot)");
+  auto* cmd =
+      app.add_subcommand("embed", "pre-head backbone features of a split as PREFIX.npy/.csv (+ t-SNE plot)");
   cmd->add_option("--checkpoint", a->checkpoint, "checkpoint file (RUN_DIR/best.ckpt or last.ckpt)")->required();
-  cmd->add_option("--split", a->split, "test | train")->capture_default_str()->check(CLI::IsMember({"test", "train"}));
+  cmd->add_option("--split", a->split, "test | train")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"test", "train"}));
   cmd->add_option("--out", a->out, "prefix of PREFIX.npy, PREFIX_labels.npy, PREFIX.csv")->required();
   cmd->add_option("--tsne", a->tsne_png, "also draw a t-SNE scatter of the features to this PNG");
-  cmd->add_option("--perplexity", a->perplexity, "t-SNE perplexity")->capture_default_str()->check(CLI::Range(1.0, 1e6));
-  cmd->add_option("--iterations", a->iterations, "t-SNE iterations")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--perplexity", a->perplexity, "t-SNE perplexity")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e6));
+  cmd->add_option("--iterations", a->iterations, "t-SNE iterations")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--max-points", a->max_points, "t-SNE on at most this many images (stratified sample)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -63,9 +70,10 @@ CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
     // The coordinates too, so the picture can be redrawn with other tools: index into the split, label, x, y.
     write_npy(a->out + "_tsne.npy", r.embedding);
     write_npy(a->out + "_tsne_indices.npy", idx);
-    const std::string title = m.config.method.name + " " + m.config.model.arch + ", " + m.config.data.dataset + " " +
-                              a->split + " (t-SNE, perplexity " + std::to_string(static_cast<int>(a->perplexity)) +
-                              ", KL " + std::to_string(r.kl).substr(0, 5) + ")";
+    const std::string title = m.config.method.name + " " + m.config.model.arch + ", " + m.config.data.dataset +
+                              " " + a->split + " (t-SNE, perplexity " +
+                              std::to_string(static_cast<int>(a->perplexity)) + ", KL " +
+                              std::to_string(r.kl).substr(0, 5) + ")";
     if (plot_scatter(r.embedding, y, data.class_names(), a->tsne_png, title))
       std::cout << "wrote " << a->tsne_png << "\n";
     return 0;

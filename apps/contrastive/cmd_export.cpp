@@ -17,8 +17,10 @@ struct ExportArgs {
 
 CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
   auto args = std::make_shared<ExportArgs>();
-  auto* cmd = app.add_subcommand("export", "write the network as a PyTorch state dict (.pt) + <out>.json metadata");
-  cmd->add_option("--checkpoint", args->checkpoint, "checkpoint file (RUN_DIR/best.ckpt or last.ckpt)")->required();
+  auto* cmd =
+      app.add_subcommand("export", "write the network as a PyTorch state dict (.pt) + <out>.json metadata");
+  cmd->add_option("--checkpoint", args->checkpoint, "checkpoint file (RUN_DIR/best.ckpt or last.ckpt)")
+      ->required();
   cmd->add_option("--out", args->out, "state dict to write, e.g. model.pt")->required();
   cmd->add_flag("--backbone-only", args->backbone_only, "leave the classifier (fc) out");
   return [args]() {

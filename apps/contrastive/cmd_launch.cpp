@@ -160,7 +160,8 @@ CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
   cmd->add_option("--master-port", args->master_port, "rendezvous port (0: a free one)")->capture_default_str();
   cmd->add_option("--grace", args->grace, "seconds the other ranks get to exit after one fails")
       ->capture_default_str();
-  cmd->add_option("command", args->command, "the contrastive command to run, after --, e.g. -- train --method simclr")
+  cmd->add_option("command", args->command,
+                  "the contrastive command to run, after --, e.g. -- train --method simclr")
       ->required();
   return [args]() { return run_launch(*args); };
 });

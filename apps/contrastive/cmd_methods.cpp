@@ -28,7 +28,8 @@ std::string views(const MethodInfo& m) {
 
 CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
   auto json = std::make_shared<bool>(false);
-  auto* cmd = app.add_subcommand("methods", "list the training methods (--method), their needs and default recipes");
+  auto* cmd =
+      app.add_subcommand("methods", "list the training methods (--method), their needs and default recipes");
   cmd->add_flag("--json", *json, "one JSON object per method, options with their defaults included");
   return [json]() {
     for (const auto& m : method_registry().all()) {
@@ -37,16 +38,21 @@ CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
         auto o = m.options ? m.options() : nullptr;
         if (o)
           for (auto& k : o->keys()) std::visit([&](auto* t) { options[k.name] = *t; }, k.target);
-        std::cout << nlohmann::json{{"name", m.name},         {"summary", m.summary},
-                                    {"paper", m.paper},       {"uses_labels", m.uses_labels},
-                                    {"classifier", m.classifier}, {"views", views(m)},
-                                    {"recipe", recipe(m)},    {"options", options}}
+        std::cout << nlohmann::json{{"name", m.name},
+                                    {"summary", m.summary},
+                                    {"paper", m.paper},
+                                    {"uses_labels", m.uses_labels},
+                                    {"classifier", m.classifier},
+                                    {"views", views(m)},
+                                    {"recipe", recipe(m)},
+                                    {"options", options}}
                          .dump()
                   << "\n";
       } else {
         std::cout << std::left << std::setw(12) << m.name << m.summary << "\n"
-                  << std::setw(12) << "" << "labels: " << (m.uses_labels ? "yes" : "no") << "; views: " << views(m)
-                  << "; " << recipe(m) << "\n"
+                  << std::setw(12) << ""
+                  << "labels: " << (m.uses_labels ? "yes" : "no") << "; views: " << views(m) << "; " << recipe(m)
+                  << "\n"
                   << std::setw(12) << "" << m.paper << "\n";
       }
     }

@@ -1,7 +1,6 @@
 // The `contrastive` command line: parses flags and config, then calls the library. No training logic here.
-#include <torch/torch.h>
-
 #include <malloc.h>
+#include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -9,9 +8,10 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "commands.h"
 #include "contrastive/common.h"
 #include "contrastive/config.h"
 #include "contrastive/dist.h"
@@ -19,7 +19,6 @@
 #include "contrastive/platform.h"
 #include "contrastive/registry.h"
 #include "contrastive/train.h"
-#include "commands.h"
 
 using namespace contrastive;
 
@@ -132,7 +131,8 @@ int run_train(CLI::App& cmd, Config& flags, const std::string& config_file, cons
   Config config;
   if (!config_file.empty()) load_config_file(config_file, config);
   // Resuming: the run's own resolved config is the base; flags such as --epochs or --threads override it.
-  if (!resume.empty() && std::filesystem::exists(resume + "/config.yaml")) load_config_file(resume + "/config.yaml", config);
+  if (!resume.empty() && std::filesystem::exists(resume + "/config.yaml"))
+    load_config_file(resume + "/config.yaml", config);
   apply_flags(cmd, flags, config);
   install_stop_handlers();
   TrainResult r = run_training(config, resume);
@@ -166,14 +166,14 @@ int run_train(CLI::App& cmd, Config& flags, const std::string& config_file, cons
 // Python reference's images/s. MALLOC_MMAP_THRESHOLD_ / _TRIM_THRESHOLD_ / _TOP_PAD_ in the environment win.
 static void tune_malloc() {
   if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
-  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, -1);  // -1: never trim (mallopt(3))
+  if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, -1);        // -1: never trim (mallopt(3))
   if (!std::getenv("MALLOC_TOP_PAD_")) mallopt(M_TOP_PAD, 0);
 }
 
 int main(int argc, char** argv) {
   tune_malloc();
-  CLI::App app{"contrastive: contrastive representation learning (methods: " + method_registry().names_joined(", ") +
-               ")"};
+  CLI::App app{
+      "contrastive: contrastive representation learning (methods: " + method_registry().names_joined(", ") + ")"};
   app.require_subcommand(0, 1);
   bool show_version = false;
   app.add_flag("--version", show_version, "print the version, the LibTorch build and the CPU, then exit");
@@ -206,13 +206,16 @@ int main(int argc, char** argv) {
   add_common(knn);
   knn->add_option("--k", knn_k, "neighbours")->capture_default_str();
   knn->add_option("--t", knn_t, "temperature")->capture_default_str();
-  auto* linear = app.add_subcommand("linear", "linear probe on the frozen backbone (pre-head features, eval mode)");
+  auto* linear =
+      app.add_subcommand("linear", "linear probe on the frozen backbone (pre-head features, eval mode)");
   add_common(linear);
   linear->add_option("--epochs", lin_epochs, "probe epochs")->capture_default_str()->check(CLI::PositiveNumber);
   linear->add_option("--lr", lin_lr, "probe learning rate (standardised features)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  linear->add_option("--weight-decay", lin_wd, "probe weight decay")->capture_default_str()->check(CLI::NonNegativeNumber);
+  linear->add_option("--weight-decay", lin_wd, "probe weight decay")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
 
   // Subcommands registered by the other cmd_*.cpp files.
   std::vector<std::pair<CLI::App*, std::function<int()>>> extra;
@@ -265,7 +268,8 @@ int main(int argc, char** argv) {
       TopK top = evaluate_classifier_sharded(*m.method, m.data.test, m.norm, m.device, eval_batch);
       if (!lead) return 0;
       if (json) {
-        print_json({{"top1", top.top1}, {"top5", top.top5}, {"count", top.count}, {"method", m.config.method.name}});
+        print_json(
+            {{"top1", top.top1}, {"top5", top.top5}, {"count", top.count}, {"method", m.config.method.name}});
       } else {
         std::cout << "test top-1 " << top.top1 << ", top-5 " << top.top5 << " over " << top.count << " images\n";
       }
@@ -278,18 +282,22 @@ int main(int argc, char** argv) {
       if (knn_k < 1 || knn_t <= 0) throw InputError("invalid --k/--t: k must be >= 1 and t > 0");
       const double acc = knn_top1(train_f, m.data.train->labels(), test_f, m.data.test->labels(),
                                   m.data.train->num_classes(), knn_k, knn_t);
-      if (json) print_json({{"top1", acc}, {"k", knn_k}, {"t", knn_t}});
-      else std::cout << "kNN top-1 " << acc << " (k " << knn_k << ", t " << knn_t << ")\n";
+      if (json)
+        print_json({{"top1", acc}, {"k", knn_k}, {"t", knn_t}});
+      else
+        std::cout << "kNN top-1 " << acc << " (k " << knn_k << ", t " << knn_t << ")\n";
       return 0;
     }
     LinearProbeOptions lo;
     lo.epochs = lin_epochs;
     lo.lr = lin_lr;
     lo.weight_decay = lin_wd;
-    auto r = linear_probe(train_f, m.data.train->labels(), test_f, m.data.test->labels(), m.data.train->num_classes(),
-                          lo);
-    if (json) print_json({{"top1_best", r.top1_best}, {"top1_last", r.top1_last}, {"epochs", lin_epochs}});
-    else std::cout << "linear top-1 best " << r.top1_best << ", last " << r.top1_last << "\n";
+    auto r = linear_probe(train_f, m.data.train->labels(), test_f, m.data.test->labels(),
+                          m.data.train->num_classes(), lo);
+    if (json)
+      print_json({{"top1_best", r.top1_best}, {"top1_last", r.top1_last}, {"epochs", lin_epochs}});
+    else
+      std::cout << "linear top-1 best " << r.top1_best << ", last " << r.top1_last << "\n";
     return 0;
   } catch (const InputError& e) {
     std::cerr << "contrastive: error: " << e.what() << std::endl;

@@ -14,9 +14,9 @@ namespace contrastive {
 inline const std::string kBenchDefaultMethod = "simclr";
 
 struct BenchOptions {
-  Config config;          // method, model, data, batch size, threads, device (resolve_defaults is applied)
-  int64_t steps = 20;     // timed steps of each measurement
-  int64_t warmup = 3;     // untimed steps first (allocator, oneDNN primitive caches)
+  Config config;       // method, model, data, batch size, threads, device (resolve_defaults is applied)
+  int64_t steps = 20;  // timed steps of each measurement
+  int64_t warmup = 3;  // untimed steps first (allocator, oneDNN primitive caches)
   // Precision and memory format come from config.train (precision, memory_format, allow_emulated_bf16: "auto"
   // picks this machine's default, as `train` does).
   int64_t loader_threads = 0;  // intra-op threads of the augmentation thread (0 = LibTorch's, as the trainer)

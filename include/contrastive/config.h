@@ -15,19 +15,19 @@ namespace contrastive {
 
 struct DataConfig {
   std::string dataset = "fashion-mnist";
-  std::string path;            // "" = the dataset's default location
-  int64_t train_subset = 0;    // > 0: first N training images
-  int64_t test_subset = 0;     // > 0: first N test images
-  int64_t image_size = 0;      // folder datasets: fixed resize (0 = 32)
-  int64_t decode_threads = 2;  // folder datasets
+  std::string path;             // "" = the dataset's default location
+  int64_t train_subset = 0;     // > 0: first N training images
+  int64_t test_subset = 0;      // > 0: first N test images
+  int64_t image_size = 0;       // folder datasets: fixed resize (0 = 32)
+  int64_t decode_threads = 2;   // folder datasets
   std::string labels = "fine";  // cifar100: fine | coarse
 };
 
 struct ModelConfig {
-  std::string arch = "resnet18";  // resnet18 | resnet34 | resnet50 | amdim
-  int64_t width = 16;             // base channels (64 in the papers; 16 keeps CPU runs fast)
+  std::string arch = "resnet18";    // resnet18 | resnet34 | resnet50 | amdim
+  int64_t width = 16;               // base channels (64 in the papers; 16 keeps CPU runs fast)
   int64_t zero_init_residual = -1;  // -1: method default
-  std::string init_from;          // state dict (.pt) to start from
+  std::string init_from;            // state dict (.pt) to start from
 };
 
 // A method's options behind one face (docs/adding-a-method.md): the config copies them, and reads and writes
@@ -35,11 +35,12 @@ struct ModelConfig {
 using ConfigTarget = std::variant<std::string*, int64_t*, double*, bool*, std::vector<double>*>;
 
 struct OptionKey {
-  std::string name;                 // key in the method's YAML section
-  std::string flag;                 // CLI flag without dashes; methods may share one (--temperature)
-  ConfigTarget target;              // the field, inside the options object
+  std::string name;     // key in the method's YAML section
+  std::string flag;     // CLI flag without dashes; methods may share one (--temperature)
+  ConfigTarget target;  // the field, inside the options object
   std::string help;
-  std::vector<std::string> legacy = {};  // other names of this key in the flat `method:` section of earlier versions
+  std::vector<std::string> legacy =
+      {};  // other names of this key in the flat `method:` section of earlier versions
 };
 
 class MethodOptionsBase {
@@ -85,9 +86,9 @@ class MethodOptionsMap {
 };
 
 struct MethodConfig {
-  MethodConfig();                  // every registered method's options at their defaults
-  std::string name = "cds";        // --method: a registered method (the main job is CDS)
-  MethodOptionsMap options;        // per method; the run uses options of `name`, config.yaml holds only those
+  MethodConfig();            // every registered method's options at their defaults
+  std::string name = "cds";  // --method: a registered method (the main job is CDS)
+  MethodOptionsMap options;  // per method; the run uses options of `name`, config.yaml holds only those
 };
 
 // The options of method `name` in `config`, typed (O is the method's options struct). Throws std::logic_error
@@ -104,9 +105,9 @@ const O& method_options(const MethodConfig& method, const std::string& name) {
 }
 
 struct AugmentConfig {
-  std::string preset;          // "" = method default
-  int64_t views = -1;          // -1 = method default
-  std::string multi_crop;      // e.g. "2x32,4x16"
+  std::string preset;      // "" = method default
+  int64_t views = -1;      // -1 = method default
+  std::string multi_crop;  // e.g. "2x32,4x16"
   double crop_scale_min = 0.2;
   std::string crop = "rrc";    // rrc | contrastive
   int64_t box_warmup = 100;    // ContrastiveCrop: epochs of plain RRC before boxes are used
@@ -116,43 +117,43 @@ struct AugmentConfig {
 };
 
 struct OptimConfig {
-  std::string optimizer;          // sgd | lars | adam ("" = the method's default)
-  double lr = -1;                 // -1: method default
+  std::string optimizer;  // sgd | lars | adam ("" = the method's default)
+  double lr = -1;         // -1: method default
   double momentum = 0.9;
   bool nesterov = false;
-  double weight_decay = -1;       // -1: method default
+  double weight_decay = -1;         // -1: method default
   std::string schedule = "cosine";  // cosine | step | constant
   std::vector<double> milestones;   // step: epochs (fractions of `epochs` when all < 1)
   double gamma = 0.1;
   double warmup_epochs = 0;
-  double warmup_from = 0.01;        // absolute lr at the start of warm-up
-  double min_lr_ratio = 0.0;        // cosine floor as a fraction of lr
+  double warmup_from = 0.01;  // absolute lr at the start of warm-up
+  double min_lr_ratio = 0.0;  // cosine floor as a fraction of lr
   double lars_trust = 0.001;
-  std::vector<double> adam_betas;   // Adam (beta1, beta2); empty = the method's default
+  std::vector<double> adam_betas;  // Adam (beta1, beta2); empty = the method's default
 };
 
 struct TrainConfig {
   int64_t epochs = 3;
   int64_t batch_size = 256;
   int64_t seed = 0;
-  int64_t threads = 0;            // 0 = all cores
-  std::string device = "auto";    // auto | cpu | cuda
-  std::string out;                // "" = runs/<method>-<dataset>-<timestamp>
-  int64_t eval_every = 1;         // test top-1 every N epochs
-  int64_t knn_every = -1;         // kNN monitor every N epochs (0 = off; -1: 1 for self-supervised methods, 0
-                                  // for ce/cds, which report test accuracy)
+  int64_t threads = 0;          // 0 = all cores
+  std::string device = "auto";  // auto | cpu | cuda
+  std::string out;              // "" = runs/<method>-<dataset>-<timestamp>
+  int64_t eval_every = 1;       // test top-1 every N epochs
+  int64_t knn_every = -1;       // kNN monitor every N epochs (0 = off; -1: 1 for self-supervised methods, 0
+                                // for ce/cds, which report test accuracy)
   int64_t knn_k = 200;
   double knn_t = 0.1;
-  std::string on_nan = "stop";    // stop | skip
+  std::string on_nan = "stop";  // stop | skip
   int64_t inject_nan_at_step = -1;
-  int64_t stop_after_steps = 0;   // > 0: stop cleanly (checkpoint, exit 130) after this many global steps
-  int64_t log_every = 20;         // steps between plain progress lines
+  int64_t stop_after_steps = 0;  // > 0: stop cleanly (checkpoint, exit 130) after this many global steps
+  int64_t log_every = 20;        // steps between plain progress lines
   bool drop_last = false;
   // Speed by default (resolve_speed_defaults): "auto" picks per machine; config.yaml records the choice.
   std::string precision = "auto";      // auto | fp32 | bf16 (CPU autocast of the training forward)
   std::string memory_format = "auto";  // auto | channels-last | contiguous
   bool allow_emulated_bf16 = false;    // run bf16 even on a CPU without native bf16 (many times slower)
-  bool bf16 = false;           // request alias of precision bf16 (the flag of earlier versions); cleared when resolved
+  bool bf16 = false;  // request alias of precision bf16 (the flag of earlier versions); cleared when resolved
   bool channels_last = false;  // request alias of memory_format channels-last; likewise
   // Long jobs: checkpoints between epoch ends (both 0 = only at epoch ends), step files kept, automatic resume.
   int64_t checkpoint_every_steps = 0;   // > 0: also write last.ckpt every N global steps
@@ -187,7 +188,8 @@ struct ConfigKey {
   std::string flag;     // CLI flag without dashes
   ConfigTarget target;
   std::string help;
-  std::vector<std::string> legacy = {};  // method keys: their names in the flat `method:` section of earlier versions
+  std::vector<std::string> legacy =
+      {};  // method keys: their names in the flat `method:` section of earlier versions
 };
 
 // The table over a Config instance (pointers into `config`): the shared sections, then every registered

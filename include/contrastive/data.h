@@ -107,7 +107,7 @@ torch::Tensor read_idx_images(const std::string& path);  // uint8 [N,1,H,W]
 torch::Tensor read_idx_labels(const std::string& path);  // int64 [N]
 // CIFAR binary: records of <label bytes><3072 pixel bytes>; cifar100 has <coarse><fine>.
 std::pair<torch::Tensor, torch::Tensor> read_cifar_batches(const std::vector<std::string>& files, bool cifar100,
-                                                            bool coarse);
+                                                           bool coarse);
 
 // One mini-batch. `views` is filled by the loader's prepare callback (augmentation) in the background.
 struct Batch {

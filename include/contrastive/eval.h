@@ -34,8 +34,8 @@ torch::Tensor extract_features(MethodImpl& method, const Dataset& data, const No
 
 // Several processes (dist.h): each rank evaluates every world_size-th image and the results are combined
 // (counts added; features gathered back into dataset order on every rank). One process: the functions above.
-TopK evaluate_classifier_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data, const Normalization& norm,
-                                 torch::Device device, int64_t batch_size = 512);
+TopK evaluate_classifier_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data,
+                                 const Normalization& norm, torch::Device device, int64_t batch_size = 512);
 torch::Tensor extract_features_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data,
                                        const Normalization& norm, torch::Device device, int64_t batch_size = 512);
 
@@ -47,7 +47,7 @@ double knn_top1(const torch::Tensor& bank_features, const torch::Tensor& bank_la
 struct LinearProbeOptions {
   int64_t epochs = 30;
   int64_t batch_size = 256;
-  double lr = 1.0;           // SGD on the normalised frozen features
+  double lr = 1.0;  // SGD on the normalised frozen features
   double momentum = 0.9;
   double weight_decay = 0.0;
   uint64_t seed = 0;

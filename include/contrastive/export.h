@@ -29,8 +29,8 @@ NamedTensors read_state_dict(const std::string& path);
 
 // What load_state_dict did.
 struct InitReport {
-  int64_t loaded = 0;              // tensors copied
-  bool classifier_left = false;    // the model has fc.* but the file has none: fc left at initialisation
+  int64_t loaded = 0;            // tensors copied
+  bool classifier_left = false;  // the model has fc.* but the file has none: fc left at initialisation
 };
 
 // Copies a state dict into `backbone` by name. Every name in the file must exist in the model with the same shape,

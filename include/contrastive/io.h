@@ -5,10 +5,9 @@
 #include <torch/serialize/output-archive.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace contrastive {
 

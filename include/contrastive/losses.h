@@ -1,6 +1,6 @@
-// Contrastive and self-distillation losses, in LibTorch's own three-piece idiom (see docs/architecture.md): for each loss
-// an options struct with TORCH_ARG defaults, a free function in contrastive::functional that does the math,
-// and a module (XImpl + TORCH_MODULE(X)) that holds the options and calls the function.
+// Contrastive and self-distillation losses, in LibTorch's own three-piece idiom (see docs/architecture.md): for
+// each loss an options struct with TORCH_ARG defaults, a free function in contrastive::functional that does the
+// math, and a module (XImpl + TORCH_MODULE(X)) that holds the options and calls the function.
 //
 // Spec: docs/methods.md §1 (SupCon / NT-Xent), §4 (MoCo InfoNCE with a queue, MoCo v3), §5 (SimSiam and the
 // collapse metric), §6 (BYOL), §7 (AMDIM NCE), §9 (stop-gradients, scale factors).
@@ -136,8 +136,9 @@ torch::Tensor supcon_loss(const torch::Tensor& features, const torch::Tensor& la
 // sample are positives and every bank row is a negative. Denominator over every non-self candidate; scaled by
 // T/T_b and averaged over anchors with a positive, exactly like supcon_loss (equal to it when M = 0).
 // For SimCLR with a bank, pass the dataset indices as labels so a bank row of the same image is a positive.
-torch::Tensor supcon_with_bank(const torch::Tensor& features, const torch::Tensor& labels, const torch::Tensor& bank,
-                               const torch::Tensor& bank_labels, const SupConLossOptions& options = {});
+torch::Tensor supcon_with_bank(const torch::Tensor& features, const torch::Tensor& labels,
+                               const torch::Tensor& bank, const torch::Tensor& bank_labels,
+                               const SupConLossOptions& options = {});
 
 // §1. z1, z2 [B,D], the two views of the same B samples. Equals supcon_loss(stack({z1,z2},1)) with the
 // same T and T_b when the inputs are normalised.

@@ -24,12 +24,12 @@ struct LossTerms {
 
 // What the trainer tells a method about the current step.
 struct StepContext {
-  int64_t epoch = 0;          // 0-based
-  int64_t step = 0;           // within the epoch
+  int64_t epoch = 0;  // 0-based
+  int64_t step = 0;   // within the epoch
   int64_t steps_per_epoch = 1;
   int64_t global_step = 0;
   int64_t total_steps = 1;
-  uint64_t seed = 0;          // per-step seed for any randomness inside the method
+  uint64_t seed = 0;  // per-step seed for any randomness inside the method
 };
 
 // Everything a method needs to be built: the resolved config and what the data look like.

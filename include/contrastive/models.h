@@ -41,9 +41,9 @@ struct ResNetOptions {
   TORCH_ARG(std::string, arch) = "resnet18";  // resnet18 | resnet34 | resnet50
   TORCH_ARG(int64_t, width) = 64;             // channels of the first stage
   TORCH_ARG(int64_t, in_channels) = 3;
-  TORCH_ARG(int64_t, num_classes) = 0;        // 0: no classifier (fc) at all
+  TORCH_ARG(int64_t, num_classes) = 0;  // 0: no classifier (fc) at all
   TORCH_ARG(bool, zero_init_residual) = false;
-  TORCH_ARG(int64_t, bn_splits) = 1;          // SplitBatchNorm everywhere when > 1
+  TORCH_ARG(int64_t, bn_splits) = 1;  // SplitBatchNorm everywhere when > 1
 };
 
 class BasicBlockImpl : public torch::nn::Module {
@@ -99,10 +99,10 @@ struct MLPOptions {
   TORCH_ARG(int64_t, in);
   TORCH_ARG(int64_t, hidden);
   TORCH_ARG(int64_t, out);
-  TORCH_ARG(int64_t, layers) = 2;            // number of Linear layers
-  TORCH_ARG(bool, hidden_bn) = false;        // BN after each hidden Linear
-  TORCH_ARG(bool, hidden_bias) = true;       // bias of the hidden Linears
-  TORCH_ARG(bool, last_bn) = false;          // BN after the last Linear
+  TORCH_ARG(int64_t, layers) = 2;       // number of Linear layers
+  TORCH_ARG(bool, hidden_bn) = false;   // BN after each hidden Linear
+  TORCH_ARG(bool, hidden_bias) = true;  // bias of the hidden Linears
+  TORCH_ARG(bool, last_bn) = false;     // BN after the last Linear
   TORCH_ARG(bool, last_bn_affine) = true;
   TORCH_ARG(bool, freeze_last_bias) = false;  // SimSiam: last Linear's bias frozen (BN removes it anyway)
 };

@@ -26,7 +26,8 @@ void plot_run_curves_or_warn(const std::string& run_dir);
 
 // Scatter of points [N,2] coloured by int64 labels [N], legend with the class names. Returns false, after a
 // warning, when gnuplot is missing; RunError when it fails.
-bool plot_scatter(const torch::Tensor& points, const torch::Tensor& labels, const std::vector<std::string>& class_names,
-                  const std::string& out_png, const std::string& title);
+bool plot_scatter(const torch::Tensor& points, const torch::Tensor& labels,
+                  const std::vector<std::string>& class_names, const std::string& out_png,
+                  const std::string& title);
 
 }  // namespace contrastive

@@ -19,8 +19,8 @@ struct MethodSpec;
 
 // The shared settings a method fills in when the user left them at their placeholder (config.h).
 struct MethodDefaults {
-  double lr = 0.1;        // the reference's learning rate ...
-  int64_t lr_batch = 0;   // ... at this global batch, scaled linearly to the run's (0: used as it is)
+  double lr = 0.1;       // the reference's learning rate ...
+  int64_t lr_batch = 0;  // ... at this global batch, scaled linearly to the run's (0: used as it is)
   double weight_decay = 1e-4;
   std::string optimizer = "sgd";                  // sgd | lars | adam
   std::vector<double> adam_betas = {0.9, 0.999};  // when the optimizer is Adam
@@ -30,17 +30,17 @@ struct MethodDefaults {
 };
 
 struct MethodInfo {
-  std::string name;     // --method value and the YAML section of its options
-  std::string summary;  // one line, for --help and docs
-  std::string paper;    // where it comes from
-  bool uses_labels = false;   // reads training labels (supervised or semi-supervised)
-  bool classifier = false;    // trains a classifier: test top-1 is reported, the kNN monitor is off by default
-  int64_t min_views = 2;      // views per image it accepts
+  std::string name;          // --method value and the YAML section of its options
+  std::string summary;       // one line, for --help and docs
+  std::string paper;         // where it comes from
+  bool uses_labels = false;  // reads training labels (supervised or semi-supervised)
+  bool classifier = false;   // trains a classifier: test top-1 is reported, the kNN monitor is off by default
+  int64_t min_views = 2;     // views per image it accepts
   int64_t max_views = 2;
-  bool multi_crop = false;    // accepts --multi-crop
-  int64_t min_batch = 2;      // images per batch it needs
-  bool full_batches = false;  // every batch must be full (the loader drops the last short one)
-  std::string arch;           // non-empty: the only backbone it trains, offered as an --arch value
+  bool multi_crop = false;     // accepts --multi-crop
+  int64_t min_batch = 2;       // images per batch it needs
+  bool full_batches = false;   // every batch must be full (the loader drops the last short one)
+  std::string arch;            // non-empty: the only backbone it trains, offered as an --arch value
   bool bf16_measured = false;  // bf16 accuracy measured against fp32 (--precision auto may then pick bf16)
   MethodDefaults defaults;
   std::function<std::unique_ptr<MethodOptionsBase>()> options;  // its options at their defaults
@@ -79,7 +79,7 @@ void check_option(bool ok, const std::string& flag, const std::string& what);
 // Makes MethodInfo::options for an options struct O and its key binder.
 template <typename O>
 std::function<std::unique_ptr<MethodOptionsBase>()> options_factory(O defaults,
-                                                                  typename MethodOptionsOf<O>::Binder binder) {
+                                                                    typename MethodOptionsOf<O>::Binder binder) {
   return [defaults, binder] { return std::make_unique<MethodOptionsOf<O>>(defaults, binder); };
 }
 

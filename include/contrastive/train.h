@@ -18,9 +18,9 @@ struct TrainResult {
   bool interrupted = false;       // stopped by a signal or --stop-after-steps after writing a checkpoint
   bool requeue = false;           // ... by SIGTERM or SIGUSR1 (pre-emption): the job should be requeued
   bool already_complete = false;  // --out held a finished run of the same configuration: nothing was done
-  double last_test_top1 = -1;   // -1: the method has no classifier
+  double last_test_top1 = -1;     // -1: the method has no classifier
   double best_test_top1 = -1;
-  double last_knn_top1 = -1;    // -1: kNN monitor off
+  double last_knn_top1 = -1;  // -1: kNN monitor off
   int64_t nan_skips = 0;
 };
 
@@ -105,8 +105,8 @@ Normalization data_normalization(const Config& config, int64_t channels);
 // ContrastiveCrop boxes (docs/methods.md §6) of the first `count` images of `data` (all when count <= 0):
 // the method's last-stage feature map in eval mode on the test transform, localised with `threshold`.
 // Returns float [n,4] (h0,w0,h1,w1) on the CPU; restores the method's train/eval mode.
-torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
-                            double threshold, int64_t count = 0);
+torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm,
+                            torch::Device device, double threshold, int64_t count = 0);
 
 // A trained method restored from a checkpoint, with its data, ready for evaluation or export.
 struct LoadedModel {

@@ -13,7 +13,7 @@ struct TsneOptions {
   int64_t iterations = 1000;
   int64_t exaggeration_iterations = 250;  // early exaggeration phase (also the momentum switch)
   double exaggeration = 12;
-  double learning_rate = 0;               // <= 0: max(200, N / 12)
+  double learning_rate = 0;  // <= 0: max(200, N / 12)
   double momentum_start = 0.5, momentum_final = 0.8;
   double min_gain = 0.01;
   int64_t dims = 2;
@@ -23,7 +23,8 @@ struct TsneOptions {
 // Conditional affinities p(j|i) [N,N] (rows sum to 1, zero diagonal) of the rows of x [N,D]: per point, a binary
 // search of the Gaussian precision such that the row's Shannon entropy is log(perplexity) (nats). `betas`, when
 // given, receives the precisions 1/(2 sigma_i^2) [N]. Needs 1 <= perplexity < N.
-torch::Tensor tsne_conditional_affinities(const torch::Tensor& x, double perplexity, torch::Tensor* betas = nullptr);
+torch::Tensor tsne_conditional_affinities(const torch::Tensor& x, double perplexity,
+                                          torch::Tensor* betas = nullptr);
 
 struct TsneResult {
   torch::Tensor embedding;  // float [N, dims]

@@ -35,8 +35,8 @@ torch::Tensor localize_boxes(const torch::Tensor& feature_maps, int64_t height, 
   F::InterpolateFuncOptions resize;
   resize.size(std::vector<int64_t>{height, width}).mode(torch::kBilinear).align_corners(false);
   auto up = F::interpolate(map.unsqueeze(1), resize).squeeze(1);  // [B,H,W]
-  auto rows = std::get<0>(up.max(2)) > threshold;  // [B,H]
-  auto cols = std::get<0>(up.max(1)) > threshold;  // [B,W]
+  auto rows = std::get<0>(up.max(2)) > threshold;                 // [B,H]
+  auto cols = std::get<0>(up.max(1)) > threshold;                 // [B,W]
   // First and last true entry: argmax of a 0/1 row is its first maximum.
   auto first = [](const torch::Tensor& m) { return m.to(torch::kLong).argmax(1); };
   auto last = [&](const torch::Tensor& m) { return m.size(1) - 1 - first(m.flip(1)); };

@@ -98,8 +98,8 @@ std::vector<double> checked(std::vector<double> v, int64_t channels, const char*
 }  // namespace
 
 const std::vector<std::string>& augment_preset_names() {
-  static const std::vector<std::string> names{"simclr-cifar", "moco-v2", "cds", "supervised", "rrc-flip", "amdim",
-                                              "test"};
+  static const std::vector<std::string> names{"simclr-cifar", "moco-v2", "cds", "supervised",
+                                              "rrc-flip",     "amdim",   "test"};
   return names;
 }
 

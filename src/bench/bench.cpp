@@ -1,7 +1,6 @@
 // `contrastive bench`: the trainer's step (same config resolution, method, optimizer, loader and augmentation)
 // timed three ways, so that a slow end-to-end rate can be attributed to the model or to the augmentation.
 #include "contrastive/bench.h"
-#include "contrastive/platform.h"
 
 #include <ATen/autocast_mode.h>
 #include <sys/resource.h>
@@ -15,6 +14,7 @@
 #include "contrastive/augment.h"
 #include "contrastive/common.h"
 #include "contrastive/data.h"
+#include "contrastive/platform.h"
 #include "contrastive/train.h"
 
 namespace contrastive {
@@ -169,13 +169,14 @@ double measure_gemm_gflops(int64_t n, int reps) {
 }
 
 BenchResult run_bench(const BenchOptions& options) {
-  if (options.steps < 1) throw InputError("invalid value for --steps: " + std::to_string(options.steps) +
-                                          " (must be >= 1)");
-  if (options.warmup < 0) throw InputError("invalid value for --warmup: " + std::to_string(options.warmup) +
-                                           " (must be >= 0)");
+  if (options.steps < 1)
+    throw InputError("invalid value for --steps: " + std::to_string(options.steps) + " (must be >= 1)");
+  if (options.warmup < 0)
+    throw InputError("invalid value for --warmup: " + std::to_string(options.warmup) + " (must be >= 0)");
   if (options.loader_threads < 0)
     throw InputError("invalid value for --loader-threads: " + std::to_string(options.loader_threads));
-  if (options.peak_size < 0) throw InputError("invalid value for --peak-size: " + std::to_string(options.peak_size));
+  if (options.peak_size < 0)
+    throw InputError("invalid value for --peak-size: " + std::to_string(options.peak_size));
   Config config = options.config;
   resolve_defaults(config);
   const torch::Device device = resolve_device(config.train.device);
@@ -261,7 +262,8 @@ BenchResult run_bench(const BenchOptions& options) {
   const int64_t n_batches = std::min<int64_t>(4, std::max<int64_t>(1, data.train->size() / tc.batch_size));
   std::vector<torch::Tensor> images, indices;
   for (int64_t i = 0; i < n_batches; ++i) {
-    auto idx = torch::arange(i * tc.batch_size, std::min(data.train->size(), (i + 1) * tc.batch_size), torch::kLong);
+    auto idx =
+        torch::arange(i * tc.batch_size, std::min(data.train->size(), (i + 1) * tc.batch_size), torch::kLong);
     indices.push_back(idx);
     images.push_back(data.train->get(idx));
   }

@@ -40,7 +40,8 @@ std::vector<ConfigKey> config_keys(Config& c) {
        "1: last BN of each block starts at 0 (-1: method default)"},
       {"model", "init_from", "init-from", &m.init_from, "initialise the network from a state dict (.pt)"},
 
-      {"method", "name", "method", &me.name, "training method: " + method_registry().names_joined() + " (docs/methods.md)"},
+      {"method", "name", "method", &me.name,
+       "training method: " + method_registry().names_joined() + " (docs/methods.md)"},
 
       {"augment", "preset", "augment", &a.preset,
        "simclr-cifar | moco-v2 | cds | supervised | rrc-flip | amdim | test (default: the method's)"},
@@ -74,7 +75,8 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"train", "device", "device", &t.device, "auto | cpu | cuda"},
       {"train", "out", "out", &t.out, "run directory (default runs/<method>-<dataset>-<time>)"},
       {"train", "eval_every", "eval-every", &t.eval_every, "test accuracy every N epochs"},
-      {"train", "knn_every", "knn-every", &t.knn_every, "kNN monitor every N epochs (0 = off; -1: method default)"},
+      {"train", "knn_every", "knn-every", &t.knn_every,
+       "kNN monitor every N epochs (0 = off; -1: method default)"},
       {"train", "knn_k", "knn-k", &t.knn_k, "kNN monitor neighbours"},
       {"train", "knn_t", "knn-t", &t.knn_t, "kNN monitor temperature"},
       {"train", "on_nan", "on-nan", &t.on_nan, "non-finite loss: stop | skip"},
@@ -100,7 +102,8 @@ std::vector<ConfigKey> config_keys(Config& c) {
        "keep the last K interval checkpoints as step-NNNNNN.ckpt beside last.ckpt (0 = none)"},
       {"train", "no_auto_resume", "no-auto-resume", &t.no_auto_resume,
        "an --out that holds a checkpoint is an error instead of being continued"},
-      {"dist", "sync_bn", "sync-bn", &c.dist.sync_bn, "several processes: BatchNorm statistics of the global batch"},
+      {"dist", "sync_bn", "sync-bn", &c.dist.sync_bn,
+       "several processes: BatchNorm statistics of the global batch"},
       {"dist", "no_gather", "no-gather", &c.dist.no_gather,
        "several processes: contrastive losses use only the local batch as negatives (ablation)"},
       {"dist", "backend", "dist-backend", &c.dist.backend, "several processes: auto | gloo | nccl"},
@@ -117,7 +120,9 @@ std::vector<ConfigKey> config_keys(Config& c) {
 ConfigTarget method_option_target(Config& config, const std::string& key, const std::string& method) {
   const std::string& name = method.empty() ? config.method.name : method;
   auto* options = config.method.options.find(name);
-  if (!options) throw InputError("unknown method '" + name + "' (expected one of: " + method_registry().names_joined(", ") + ")");
+  if (!options)
+    throw InputError("unknown method '" + name + "' (expected one of: " + method_registry().names_joined(", ") +
+                     ")");
   for (auto& k : options->keys())
     if (k.name == key) return k.target;
   throw InputError("method " + name + " has no option '" + key + "'");
@@ -178,11 +183,13 @@ void config_from_yaml_string(const std::string& text, Config& config, const std:
     const auto sname = section.first.as<std::string>();
     auto sit = table.find(sname);
     if (sit == table.end())
-      throw InputError(origin + ": unknown section '" + sname + "' (sections: data, model, method, augment, optim, " +
+      throw InputError(origin + ": unknown section '" + sname +
+                       "' (sections: data, model, method, augment, optim, " +
                        "train, dist, and one per method: " + method_registry().names_joined(", ") + ")");
     if (!section.second.IsMap()) throw InputError(origin + ": section '" + sname + "' must be a mapping");
     for (const auto& entry : section.second) {
-      if (!entry.first.IsScalar()) throw InputError(origin + ": keys in section '" + sname + "' must be plain words");
+      if (!entry.first.IsScalar())
+        throw InputError(origin + ": keys in section '" + sname + "' must be plain words");
       const auto kname = entry.first.as<std::string>();
       auto kit = sit->second.find(kname);
       const std::string where = origin + ": " + sname + "." + kname;
@@ -213,8 +220,8 @@ void config_from_yaml_string(const std::string& text, Config& config, const std:
       if (it != own.end()) {
         assign_from_yaml(it->second->target, value, origin + ": method." + kname);
       } else if (!known.count(kname)) {
-        throw InputError(origin + ": unknown key 'method." + kname + "' (a method's options go in its own section, " +
-                         "e.g. '" + config.method.name + ":')");
+        throw InputError(origin + ": unknown key 'method." + kname +
+                         "' (a method's options go in its own section, " + "e.g. '" + config.method.name + ":')");
       }
     }
   }
@@ -436,9 +443,10 @@ std::string resolve_speed_defaults(Config& c, const SpeedContext& ctx) {
   if (t.precision == "bf16" && ctx.cuda)
     throw InputError("invalid value for --precision: bf16 (CPU autocast only; CUDA runs use fp32 here)");
   if (t.precision == "bf16" && !ctx.cuda && !ctx.native_bf16 && !t.allow_emulated_bf16)
-    throw InputError("--precision bf16: this CPU (" + ctx.cpu_model +
-                     ") has no native bfloat16 (it needs AVX512-BF16 or AMX-BF16), so bf16 would be emulated and "
-                     "many times slower than fp32; use --precision fp32, or --allow-emulated-bf16 to run it anyway");
+    throw InputError(
+        "--precision bf16: this CPU (" + ctx.cpu_model +
+        ") has no native bfloat16 (it needs AVX512-BF16 or AMX-BF16), so bf16 would be emulated and "
+        "many times slower than fp32; use --precision fp32, or --allow-emulated-bf16 to run it anyway");
   std::string layout;
   if (t.memory_format == "auto") {
     t.memory_format = "channels-last";
@@ -510,8 +518,9 @@ void validate(const Config& c, int64_t world_size) {
   require(a.box_thresh >= 0 && a.box_thresh < 1, "--box-thresh", show(a.box_thresh) + " (must be in [0, 1))");
   require(a.box_alpha > 0, "--box-alpha", show(a.box_alpha) + " (must be > 0)");
   if (a.multi_crop.empty()) {
-    const std::string range = info.min_views == info.max_views ? "exactly " + show(info.min_views)
-                                                               : show(info.min_views) + ".." + show(info.max_views);
+    const std::string range = info.min_views == info.max_views
+                                  ? "exactly " + show(info.min_views)
+                                  : show(info.min_views) + ".." + show(info.max_views);
     require(a.views >= info.min_views && a.views <= info.max_views, "--views",
             show(a.views) + " (method " + info.name + " takes " + range + " views)");
   }
@@ -526,7 +535,8 @@ void validate(const Config& c, int64_t world_size) {
   const auto& o = c.optim;
   require_one_of("--optimizer", o.optimizer, {"sgd", "lars", "adam"});
   require(o.adam_betas.size() == 2, "--adam-betas", "needs 2 numbers (beta1,beta2)");
-  for (double beta : o.adam_betas) require(beta >= 0 && beta < 1, "--adam-betas", show(beta) + " (must be in [0, 1))");
+  for (double beta : o.adam_betas)
+    require(beta >= 0 && beta < 1, "--adam-betas", show(beta) + " (must be in [0, 1))");
   require(o.lr > 0 && std::isfinite(o.lr), "--lr", show(o.lr) + " (must be > 0)");
   require(o.momentum >= 0 && o.momentum < 1, "--momentum", show(o.momentum) + " (must be in [0, 1))");
   require(o.weight_decay >= 0, "--weight-decay", show(o.weight_decay) + " (must be >= 0)");

@@ -42,8 +42,8 @@ void MethodRegistry::add(MethodInfo info) {
       for (const auto& a : mine->keys())
         for (const auto& b : theirs->keys())
           if (a.flag == b.flag && a.target.index() != b.target.index())
-            throw std::logic_error("method registry: --" + a.flag + " of '" + info.name + "' has another type than " +
-                                   "in '" + other.name + "'");
+            throw std::logic_error("method registry: --" + a.flag + " of '" + info.name +
+                                   "' has another type than " + "in '" + other.name + "'");
     }
   }
   methods_.push_back(std::move(info));

@@ -1,12 +1,12 @@
 // CIFAR-10/100 binary batches: fixed-size records of label byte(s) followed by a 3x32x32 CHW image.
+#include <ATen/ATen.h>
+
+#include <cstring>
+
 #include "contrastive/common.h"
 #include "contrastive/data.h"
 #include "data/io.h"
 #include "data/parse.h"
-
-#include <ATen/ATen.h>
-
-#include <cstring>
 
 namespace contrastive {
 namespace {
@@ -25,8 +25,8 @@ int64_t cifar_record_count(size_t size, const std::string& name, bool cifar100) 
   const auto record = static_cast<size_t>(record_bytes(cifar100));
   if (size == 0) throw InputError(name + ": empty CIFAR batch file");
   if (size % record != 0) {
-    throw InputError(name + ": truncated CIFAR batch (" + std::to_string(size) + " bytes is not a multiple of the " +
-                     std::to_string(record) + "-byte record)");
+    throw InputError(name + ": truncated CIFAR batch (" + std::to_string(size) +
+                     " bytes is not a multiple of the " + std::to_string(record) + "-byte record)");
   }
   return static_cast<int64_t>(size / record);
 }
@@ -56,8 +56,8 @@ void decode_cifar_records(const uint8_t* data, size_t size, const std::string& n
   }
 }
 
-std::pair<torch::Tensor, torch::Tensor> parse_cifar_batch(const uint8_t* data, size_t size, const std::string& name,
-                                                          bool cifar100, bool coarse) {
+std::pair<torch::Tensor, torch::Tensor> parse_cifar_batch(const uint8_t* data, size_t size,
+                                                          const std::string& name, bool cifar100, bool coarse) {
   const int64_t count = cifar_record_count(size, name, cifar100);
   auto images = at::empty({count, 3, 32, 32}, at::kByte);
   auto labels = at::empty({count}, at::kLong);
@@ -68,7 +68,7 @@ std::pair<torch::Tensor, torch::Tensor> parse_cifar_batch(const uint8_t* data, s
 }  // namespace detail
 
 std::pair<torch::Tensor, torch::Tensor> read_cifar_batches(const std::vector<std::string>& files, bool cifar100,
-                                                            bool coarse) {
+                                                           bool coarse) {
   if (files.empty()) throw InputError("CIFAR: no batch files given");
   std::vector<std::vector<uint8_t>> contents;
   int64_t total = 0;

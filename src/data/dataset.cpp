@@ -1,11 +1,11 @@
 // In-memory datasets, subsets and the dataset-kind dispatcher.
-#include "contrastive/common.h"
-#include "contrastive/data.h"
-#include "data/io.h"
-
 #include <ATen/ATen.h>
 
 #include <filesystem>
+
+#include "contrastive/common.h"
+#include "contrastive/data.h"
+#include "data/io.h"
 
 namespace contrastive {
 
@@ -70,8 +70,8 @@ std::shared_ptr<Dataset> take_indices(std::shared_ptr<Dataset> base, torch::Tens
     const int64_t lo = indices.min().item<int64_t>();
     const int64_t hi = indices.max().item<int64_t>();
     if (lo < 0 || hi >= base->size()) {
-      throw InputError("subset index out of range [0," + std::to_string(base->size()) + "): " +
-                       std::to_string(lo < 0 ? lo : hi));
+      throw InputError("subset index out of range [0," + std::to_string(base->size()) +
+                       "): " + std::to_string(lo < 0 ? lo : hi));
     }
   }
   return std::make_shared<SubsetDataset>(std::move(base), std::move(indices));
@@ -87,7 +87,9 @@ std::vector<std::string> numbered_names(int64_t n) {
   return names;
 }
 
-std::string join(const std::string& dir, const std::string& name) { return (std::filesystem::path(dir) / name).string(); }
+std::string join(const std::string& dir, const std::string& name) {
+  return (std::filesystem::path(dir) / name).string();
+}
 
 // The raw file if present, else its gzipped form; neither is an error naming both.
 std::string find_idx_file(const std::string& dir, const std::string& name) {
@@ -122,7 +124,8 @@ std::vector<std::string> class_names_from(const std::string& path, int64_t n) {
   if (!detail::file_exists(path)) return numbered_names(n);
   auto names = detail::read_lines(path);
   if (static_cast<int64_t>(names.size()) != n) {
-    throw InputError(path + ": has " + std::to_string(names.size()) + " class names, expected " + std::to_string(n));
+    throw InputError(path + ": has " + std::to_string(names.size()) + " class names, expected " +
+                     std::to_string(n));
   }
   return names;
 }

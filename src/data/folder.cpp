@@ -1,7 +1,4 @@
 // Image-folder datasets: lazy stb_image decoding, fixed bilinear resize, bounded in-memory cache.
-#include "contrastive/common.h"
-#include "contrastive/data.h"
-
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -13,6 +10,9 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+
+#include "contrastive/common.h"
+#include "contrastive/data.h"
 
 // The stb implementations are private to this file (static), so no other TU or library that embeds stb
 // can clash with them at link time.

@@ -1,12 +1,12 @@
 // IDX files (MNIST, Fashion-MNIST): a big-endian header of magic + dimension sizes, then uint8 data.
+#include <ATen/ATen.h>
+
+#include <cstring>
+
 #include "contrastive/common.h"
 #include "contrastive/data.h"
 #include "data/io.h"
 #include "data/parse.h"
-
-#include <ATen/ATen.h>
-
-#include <cstring>
 
 namespace contrastive {
 namespace detail {

@@ -1,11 +1,11 @@
 #include "data/io.h"
 
-#include "contrastive/common.h"
-
 #include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include "contrastive/common.h"
 
 namespace contrastive::detail {
 

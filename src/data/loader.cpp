@@ -1,7 +1,4 @@
 // Background batch loader with a bounded prefetch queue and DistributedSampler-style sharding.
-#include "contrastive/common.h"
-#include "contrastive/data.h"
-
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -10,6 +7,9 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+
+#include "contrastive/common.h"
+#include "contrastive/data.h"
 
 namespace contrastive {
 
@@ -39,7 +39,9 @@ struct Loader::State {
 };
 
 Loader::Loader(std::shared_ptr<Dataset> dataset, LoaderOptions options, Prepare prepare)
-    : dataset_(std::move(dataset)), options_(options), prepare_(std::move(prepare)),
+    : dataset_(std::move(dataset)),
+      options_(options),
+      prepare_(std::move(prepare)),
       state_(std::make_unique<State>()) {
   if (!dataset_ || dataset_->size() <= 0) throw InputError("loader: the dataset is empty");
   if (options_.batch_size <= 0) throw InputError("batch size must be positive");

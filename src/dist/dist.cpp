@@ -5,11 +5,12 @@
 #include "contrastive/dist.h"
 
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/torch.h>
-#include <torch/version.h>
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -95,7 +96,8 @@ DistEnv read_dist_env() {
   env.rank = env_int("RANK", 0, &has_rank);
   env.world_size = env_int("WORLD_SIZE", 1, &has_world);
   if (has_rank || has_world) {
-    if (!(has_rank && has_world)) throw InputError("RANK and WORLD_SIZE must be set together (torchrun sets both)");
+    if (!(has_rank && has_world))
+      throw InputError("RANK and WORLD_SIZE must be set together (torchrun sets both)");
     env.local_rank = env_int("LOCAL_RANK", env.rank);
     env.source = env_str("CONTRASTIVE_LAUNCHER", "torchrun");  // `contrastive launch` names itself
   } else if (std::getenv("SLURM_PROCID") != nullptr && std::getenv("SLURM_NTASKS") != nullptr) {
@@ -109,8 +111,8 @@ DistEnv read_dist_env() {
   env.master_port = env_int("MASTER_PORT", env.master_port);
   if (env.world_size < 1) throw InputError("WORLD_SIZE=" + std::to_string(env.world_size) + " must be >= 1");
   if (env.rank < 0 || env.rank >= env.world_size)
-    throw InputError("RANK=" + std::to_string(env.rank) + " is outside [0, WORLD_SIZE=" +
-                     std::to_string(env.world_size) + ")");
+    throw InputError("RANK=" + std::to_string(env.rank) +
+                     " is outside [0, WORLD_SIZE=" + std::to_string(env.world_size) + ")");
   if (env.local_rank < 0) throw InputError("LOCAL_RANK=" + std::to_string(env.local_rank) + " must be >= 0");
   if (env.master_port < 1 || env.master_port > 65535)
     throw InputError("MASTER_PORT=" + std::to_string(env.master_port) + " is not a TCP port");
@@ -239,9 +241,9 @@ void all_reduce_gradients(const std::vector<torch::Tensor>& params) {
   for (const auto& p : params) {
     auto g = p.grad();
     if (!g.defined()) continue;
-    if (!bucket.empty() && (g.scalar_type() != bucket.front().scalar_type() ||
-                            g.device() != bucket.front().device() ||
-                            bytes + static_cast<int64_t>(g.nbytes()) > cap))
+    if (!bucket.empty() &&
+        (g.scalar_type() != bucket.front().scalar_type() || g.device() != bucket.front().device() ||
+         bytes + static_cast<int64_t>(g.nbytes()) > cap))
       flush();
     bucket.push_back(g);
     bytes += static_cast<int64_t>(g.nbytes());
@@ -259,7 +261,8 @@ static bool needs_float_on_wire(const torch::Tensor& x) {
 torch::Tensor all_reduce_sum(const torch::Tensor& x) {
   if (!active()) return x.clone();
   const bool widen = needs_float_on_wire(x);
-  std::vector<torch::Tensor> t{widen ? x.detach().to(torch::kFloat).contiguous() : x.detach().contiguous().clone()};
+  std::vector<torch::Tensor> t{widen ? x.detach().to(torch::kFloat).contiguous()
+                                     : x.detach().contiguous().clone()};
   wait(state().group->allreduce(t), "all-reduce");
   return widen ? t[0].to(x.scalar_type()) : t[0];
 }
@@ -321,8 +324,8 @@ std::string broadcast_string(const std::string& value) {
     auto bytes = s.store->get(key);
     return std::string(bytes.begin(), bytes.end());
   } catch (const std::exception& e) {
-    throw RunError("distributed: rank " + std::to_string(s.rank) + " could not receive rank 0's setting: " +
-                   first_line(e.what()));
+    throw RunError("distributed: rank " + std::to_string(s.rank) +
+                   " could not receive rank 0's setting: " + first_line(e.what()));
   }
 }
 

@@ -1,9 +1,10 @@
+#include "contrastive/eval.h"
+
 #include <torch/torch.h>
 
 #include <cmath>
 
 #include "contrastive/dist.h"
-#include "contrastive/eval.h"
 
 namespace contrastive {
 
@@ -69,15 +70,17 @@ double knn_top1(const torch::Tensor& bank_features, const torch::Tensor& bank_la
                 const torch::Tensor& query_features, const torch::Tensor& query_labels, int64_t num_classes,
                 int64_t k, double t) {
   torch::NoGradGuard no_grad;
-  auto bank = torch::nn::functional::normalize(bank_features, torch::nn::functional::NormalizeFuncOptions().dim(1));
-  auto query = torch::nn::functional::normalize(query_features, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto bank =
+      torch::nn::functional::normalize(bank_features, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  auto query =
+      torch::nn::functional::normalize(query_features, torch::nn::functional::NormalizeFuncOptions().dim(1));
   k = std::min<int64_t>(k, bank.size(0));
   int64_t correct = 0;
   const int64_t chunk = 1024;
   for (int64_t s = 0; s < query.size(0); s += chunk) {
     auto q = query.narrow(0, s, std::min(chunk, query.size(0) - s));
-    auto sim = q.matmul(bank.t());                        // [b, N] cosine
-    auto [w, idx] = sim.topk(k, 1);                       // neighbours
+    auto sim = q.matmul(bank.t());   // [b, N] cosine
+    auto [w, idx] = sim.topk(k, 1);  // neighbours
     auto labels = bank_labels.index_select(0, idx.reshape(-1)).view_as(idx);
     auto weights = (w / t).exp();
     auto scores = torch::zeros({q.size(0), num_classes}, torch::kFloat).scatter_add_(1, labels, weights);
@@ -115,7 +118,8 @@ LinearProbeResult linear_probe(const torch::Tensor& train_features, const torch:
       const double lr = o.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step++) / total));
       for (auto& g : opt.param_groups()) g.options().set_lr(lr);
       auto idx = perm.narrow(0, s, std::min(o.batch_size, n - s));
-      auto loss = torch::nn::functional::cross_entropy(fc(xtr.index_select(0, idx)), train_labels.index_select(0, idx));
+      auto loss =
+          torch::nn::functional::cross_entropy(fc(xtr.index_select(0, idx)), train_labels.index_select(0, idx));
       opt.zero_grad();
       loss.backward();
       opt.step();
@@ -129,8 +133,8 @@ LinearProbeResult linear_probe(const torch::Tensor& train_features, const torch:
   return r;
 }
 
-TopK evaluate_classifier_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data, const Normalization& norm,
-                                 torch::Device device, int64_t batch_size) {
+TopK evaluate_classifier_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data,
+                                 const Normalization& norm, torch::Device device, int64_t batch_size) {
   if (!dist::active()) return evaluate_classifier(method, *data, norm, device, batch_size);
   auto shard = take_indices(data, torch::arange(dist::rank(), data->size(), dist::world_size(), torch::kLong));
   TopK local = shard->size() > 0 ? evaluate_classifier(method, *shard, norm, device, batch_size) : TopK{};

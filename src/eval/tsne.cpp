@@ -6,8 +6,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
-#include <vector>
 #include <random>
+#include <vector>
 
 #include "contrastive/common.h"
 
@@ -27,8 +27,8 @@ torch::Tensor tsne_conditional_affinities(const torch::Tensor& x_in, double perp
   torch::NoGradGuard no_grad;
   const int64_t n = x_in.size(0);
   if (!(perplexity >= 1) || perplexity >= static_cast<double>(n - 1))
-    throw InputError("t-SNE perplexity " + std::to_string(perplexity) + " must be in [1, " + std::to_string(n - 1) +
-                     ") for " + std::to_string(n) + " points");
+    throw InputError("t-SNE perplexity " + std::to_string(perplexity) + " must be in [1, " +
+                     std::to_string(n - 1) + ") for " + std::to_string(n) + " points");
   auto x = x_in.to(torch::kCPU, torch::kDouble);
   auto d = squared_distances(x);
   auto off_diag = 1 - torch::eye(n, torch::kDouble);
@@ -113,8 +113,8 @@ torch::Tensor stratified_subsample(const torch::Tensor& labels_in, int64_t max_p
   std::vector<int64_t> chosen;
   for (auto& [label, idx] : by_class) {
     std::shuffle(idx.begin(), idx.end(), rng);
-    const auto take = std::max<int64_t>(
-        1, static_cast<int64_t>(std::llround(static_cast<double>(idx.size()) * max_points / n)));
+    const auto take =
+        std::max<int64_t>(1, static_cast<int64_t>(std::llround(static_cast<double>(idx.size()) * max_points / n)));
     chosen.insert(chosen.end(), idx.begin(), idx.begin() + std::min<int64_t>(take, idx.size()));
   }
   // Rounding can overshoot by a few; drop a seeded random few so the cap holds exactly.

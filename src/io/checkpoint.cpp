@@ -38,7 +38,8 @@ void put_le(std::string& out, T v) {
 template <typename T>
 T get_le(const std::string& in, size_t offset) {
   T v = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(in[offset + i])) << (8 * i);
+  for (size_t i = 0; i < sizeof(T); ++i)
+    v |= static_cast<T>(static_cast<unsigned char>(in[offset + i])) << (8 * i);
   return v;
 }
 
@@ -120,8 +121,8 @@ void read_checkpoint_bytes(const std::string& file, const std::string& name,
     throw InputError(name + ": not a contrastive checkpoint (bad magic)");
   const auto version = get_le<uint32_t>(file, 8);
   if (version != kCheckpointVersion)
-    throw InputError(name + ": checkpoint format version " + std::to_string(version) + " is not supported (expected " +
-                     std::to_string(kCheckpointVersion) + ")");
+    throw InputError(name + ": checkpoint format version " + std::to_string(version) +
+                     " is not supported (expected " + std::to_string(kCheckpointVersion) + ")");
   const auto size = get_le<uint64_t>(file, 12);
   const auto sum = get_le<uint64_t>(file, 20);
   if (file.size() - kHeaderBytes != size)
@@ -132,7 +133,8 @@ void read_checkpoint_bytes(const std::string& file, const std::string& name,
   try {
     archive.load_from(payload);
   } catch (const c10::Error& e) {
-    throw InputError(name + ": checkpoint payload cannot be read (" + first_line(e.what_without_backtrace()) + ")");
+    throw InputError(name + ": checkpoint payload cannot be read (" + first_line(e.what_without_backtrace()) +
+                     ")");
   } catch (const std::exception& e) {
     // LibTorch's TorchScript importer reports a damaged code/ entry with other exception types (found by
     // fuzz/fuzz_checkpoint; e.g. torch::jit::ErrorReport, a std::runtime_error).

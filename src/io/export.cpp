@@ -101,8 +101,9 @@ NamedTensors read_state_dict(const std::string& path) {
     // such files cannot be read here; the records of torch.save's zip are stored uncompressed, so the class
     // name is visible in the raw bytes and the user can be told the one-line fix.
     if (raw.find("collections\nOrderedDict") != std::string::npos)
-      throw InputError(path + ": an OrderedDict, which LibTorch cannot unpickle; save a plain dict instead: "
-                              "torch.save(dict(model.state_dict()), path)");
+      throw InputError(path +
+                       ": an OrderedDict, which LibTorch cannot unpickle; save a plain dict instead: "
+                       "torch.save(dict(model.state_dict()), path)");
     throw InputError(path + ": not a state dict saved with torch.save (cannot be unpickled)");
   } catch (const std::exception& e) {
     throw InputError(path + ": not a state dict saved with torch.save (" + e.what() + ")");
@@ -202,7 +203,8 @@ void write_npy(const std::string& path, const torch::Tensor& tensor) {
   // Format 1.0: magic, version, u16 header length, then a Python dict literal padded with spaces to a multiple
   // of 64 bytes and ended by '\n' (what numpy itself writes, so the data start aligned).
   std::string shape = "(";
-  for (int64_t d = 0; d < t.dim(); ++d) shape += std::to_string(t.size(d)) + (t.dim() == 1 || d + 1 < t.dim() ? "," : "");
+  for (int64_t d = 0; d < t.dim(); ++d)
+    shape += std::to_string(t.size(d)) + (t.dim() == 1 || d + 1 < t.dim() ? "," : "");
   shape += ")";
   std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   const size_t prefix = 6 + 2 + 2;

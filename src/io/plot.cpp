@@ -63,7 +63,8 @@ void run_gnuplot(const std::string& gnuplot, const ScratchDir& dir, const std::s
     if (!s) throw RunError(script_path + ": cannot write the gnuplot script");
   }
   const std::string log = (dir.path / "gnuplot.log").string();
-  const int rc = std::system((sh_quote(gnuplot) + " " + sh_quote(script_path) + " >" + sh_quote(log) + " 2>&1").c_str());
+  const int rc =
+      std::system((sh_quote(gnuplot) + " " + sh_quote(script_path) + " >" + sh_quote(log) + " 2>&1").c_str());
   std::error_code ec;
   if (rc != 0 || !fs::exists(tmp_png) || fs::file_size(tmp_png, ec) == 0) {
     fs::remove(tmp_png, ec);
@@ -242,8 +243,9 @@ void plot_run_curves_or_warn(const std::string& run_dir) {
   }
 }
 
-bool plot_scatter(const torch::Tensor& points, const torch::Tensor& labels, const std::vector<std::string>& class_names,
-                  const std::string& out_png, const std::string& title) {
+bool plot_scatter(const torch::Tensor& points, const torch::Tensor& labels,
+                  const std::vector<std::string>& class_names, const std::string& out_png,
+                  const std::string& title) {
   TORCH_CHECK(points.dim() == 2 && points.size(1) == 2 && labels.size(0) == points.size(0),
               "plot_scatter: points [N,2] and labels [N] expected");
   std::string gnuplot;
@@ -269,7 +271,11 @@ bool plot_scatter(const torch::Tensor& points, const torch::Tensor& labels, cons
           out << pp[2 * i] << " " << pp[2 * i + 1] << "\n";
           ++count[c];
         }
-      if (count[c] == 0) out << "?" << " " << "?" << "\n";  // keeps the block numbering aligned
+      if (count[c] == 0)
+        out << "?"
+            << " "
+            << "?"
+            << "\n";  // keeps the block numbering aligned
       out << "\n\n";
     }
   }

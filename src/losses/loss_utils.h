@@ -59,11 +59,11 @@ inline torch::Tensor to_compute_dtype(const torch::Tensor& t) {
 }
 
 // SupCon steps 6–8 (docs/methods.md §1) on ready-made logits [rows, cols]: log Σ over every non-self column
-// (masked logsumexp), mean log-probability over the positives `pos`, scaled by `scale` = T/T_b and averaged over the
-// anchors that have a positive (0 if none). torch::where (not a product with a 0/1 mask) keeps a non-finite value of
-// an excluded row (a lone sample: log 0) out of the result.
-inline torch::Tensor supcon_from_logits(const torch::Tensor& logits, const torch::Tensor& pos, const torch::Tensor& self,
-                                        double scale) {
+// (masked logsumexp), mean log-probability over the positives `pos`, scaled by `scale` = T/T_b and averaged over
+// the anchors that have a positive (0 if none). torch::where (not a product with a 0/1 mask) keeps a non-finite
+// value of an excluded row (a lone sample: log 0) out of the result.
+inline torch::Tensor supcon_from_logits(const torch::Tensor& logits, const torch::Tensor& pos,
+                                        const torch::Tensor& self, double scale) {
   auto log_denominator = at::logsumexp(logits.masked_fill(self, -std::numeric_limits<double>::infinity()), 1);
   auto n_pos = pos.sum(1);
   auto has_pos = n_pos > 0;

@@ -1,7 +1,7 @@
 // Cosine losses with a stop-gradient: SimSiam (docs/methods.md §5), BYOL (§6); the collapse metric (§5).
-#include <cmath>
-
 #include <torch/torch.h>
+
+#include <cmath>
 
 #include "contrastive/losses.h"
 #include "losses/loss_utils.h"

@@ -66,7 +66,8 @@ void register_amdim(MethodRegistry& registry) {
   m.defaults.lr = 2e-4;
   m.defaults.weight_decay = 1e-5;
   m.defaults.augment = "amdim";
-  m.options = options_factory<AMDIMOptions>(AMDIMOptions(), [](AMDIMOptions&) { return std::vector<OptionKey>{}; });
+  m.options =
+      options_factory<AMDIMOptions>(AMDIMOptions(), [](AMDIMOptions&) { return std::vector<OptionKey>{}; });
   m.make = [](const MethodSpec& spec) -> MethodPtr { return std::make_shared<AMDIMMethod>(spec); };
   registry.add(std::move(m));
 }

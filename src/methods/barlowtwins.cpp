@@ -1,7 +1,8 @@
-// Barlow Twins (docs/methods.md §10): backbone + projector MLP (3 Linear layers, the hidden ones without bias, BN +
-// ReLU between them; the reference's last Linear has no bias either); the loss drives the cross-correlation matrix of the two views' batch-standardised embeddings to the
-// identity: Σ(1 − C_ii)² + λ·Σ_{i≠j} C_ij² (functional::barlow_twins_loss). The views go through separate
-// forwards. Several processes: C is computed over the global batch.
+// Barlow Twins (docs/methods.md §10): backbone + projector MLP (3 Linear layers, the hidden ones without bias, BN
+// + ReLU between them; the reference's last Linear has no bias either); the loss drives the cross-correlation
+// matrix of the two views' batch-standardised embeddings to the identity: Σ(1 − C_ii)² + λ·Σ_{i≠j} C_ij²
+// (functional::barlow_twins_loss). The views go through separate forwards. Several processes: C is computed over
+// the global batch.
 //
 // Registered names: "backbone", "projector".
 #include "contrastive/dist.h"
@@ -23,8 +24,8 @@ class BarlowTwinsMethod : public ResNetMethod {
   explicit BarlowTwinsMethod(const MethodSpec& spec) : ResNetMethod("barlowtwins", spec, 0) {
     const auto& o = options_of<BarlowTwinsOptions>(spec);
     const int64_t d = net->feature_dim(), e = o.projector_dim() > 0 ? o.projector_dim() : 4 * d;
-    projector = register_module(
-        "projector", MLP(MLPOptions(d, e, e).layers(3).hidden_bn(true).hidden_bias(false)));
+    projector =
+        register_module("projector", MLP(MLPOptions(d, e, e).layers(3).hidden_bn(true).hidden_bias(false)));
     loss_ = BarlowTwinsLossOptions().lambda(o.lambda());
     scale_ = o.loss_scale();
   }
@@ -67,7 +68,8 @@ void register_barlowtwins(MethodRegistry& registry) {
   m.validate = [](const Config& c, int64_t) {
     const auto& o = method_options<BarlowTwinsOptions>(c.method, "barlowtwins");
     check_option(o.lambda() >= 0, "barlow-lambda", show_value(o.lambda()) + " (must be >= 0)");
-    check_option(o.projector_dim() == -1 || o.projector_dim() >= 1, "projector-dim", show_value(o.projector_dim()));
+    check_option(o.projector_dim() == -1 || o.projector_dim() >= 1, "projector-dim",
+                 show_value(o.projector_dim()));
     check_option(o.loss_scale() > 0, "barlow-scale", show_value(o.loss_scale()) + " (must be > 0)");
   };
   m.make = [](const MethodSpec& spec) -> MethodPtr { return std::make_shared<BarlowTwinsMethod>(spec); };

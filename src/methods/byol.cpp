@@ -28,12 +28,13 @@ double byol_tau(double tau0, int64_t step, int64_t total_steps) {
 
 class BYOLMethod : public ResNetMethod {
  public:
-  explicit BYOLMethod(const MethodSpec& spec) : ResNetMethod("byol", spec, 0), cfg_(options_of<BYOLOptions>(spec)) {
+  explicit BYOLMethod(const MethodSpec& spec)
+      : ResNetMethod("byol", spec, 0), cfg_(options_of<BYOLOptions>(spec)) {
     const int64_t d = net->feature_dim();
     auto projector_options = MLPOptions(d, cfg_.proj_hidden(), cfg_.proj_dim()).hidden_bn(true);
     projector = register_module("projector", MLP(projector_options));
-    predictor = register_module("predictor",
-                                MLP(MLPOptions(cfg_.proj_dim(), cfg_.pred_hidden(), cfg_.proj_dim()).hidden_bn(true)));
+    predictor = register_module(
+        "predictor", MLP(MLPOptions(cfg_.proj_dim(), cfg_.pred_hidden(), cfg_.proj_dim()).hidden_bn(true)));
     target_net = register_module("target_backbone", make_backbone(spec.config, spec.in_channels, 0));
     target_projector = register_module("target_projector", MLP(projector_options));
     copy_and_freeze(*target_net, *net);

@@ -2,8 +2,8 @@
 // label-free SimCLR loss) on the four stage embeddings, both views through one forward (BN sees 2B images).
 // Semi-supervised: CE and SupCon on labelled images, SimCLR on unlabelled ones. Distillation: feature distance
 // to a CDS teacher's embeddings plus KD on logits. The heads are dropped at inference.
-#include "contrastive/dist.h"
 #include "contrastive/common.h"
+#include "contrastive/dist.h"
 #include "contrastive/io.h"
 #include "contrastive/losses.h"
 #include "method_base.h"
@@ -17,17 +17,17 @@ struct CDSOptions {
   TORCH_ARG(double, temperature) = 0.07;
   TORCH_ARG(double, base_temperature) = 0.07;
   TORCH_ARG(double, label_smoothing) = 0.0;
-  TORCH_ARG(double, lambda) = 0.1;                             // weight of the contrastive terms
+  TORCH_ARG(double, lambda) = 0.1;                                            // weight of the contrastive terms
   TORCH_ARG(std::vector<double>, weights) = std::vector<double>{1, 1, 1, 1};  // per stage 1..4, times lambda
-  TORCH_ARG(std::string, loss) = "supcon";                     // supcon | simclr
-  TORCH_ARG(std::string, head) = "sepconv";                    // sepconv | mlp
-  TORCH_ARG(double, labeled_fraction) = 1.0;                   // semi-supervised
+  TORCH_ARG(std::string, loss) = "supcon";                                    // supcon | simclr
+  TORCH_ARG(std::string, head) = "sepconv";                                   // sepconv | mlp
+  TORCH_ARG(double, labeled_fraction) = 1.0;                                  // semi-supervised
   TORCH_ARG(int64_t, labeled_per_class) = 0;
-  TORCH_ARG(std::string, teacher);                             // distillation: a CDS checkpoint
+  TORCH_ARG(std::string, teacher);  // distillation: a CDS checkpoint
   TORCH_ARG(double, kd_temperature) = 3.0;
   TORCH_ARG(double, kd_weight) = 1.0;
   TORCH_ARG(double, feat_weight) = 0.1;
-  TORCH_ARG(bool, teacher_train_bn) = true;                    // the reference never puts the teacher in eval()
+  TORCH_ARG(bool, teacher_train_bn) = true;  // the reference never puts the teacher in eval()
 };
 
 CDSHeadsImpl::CDSHeadsImpl(const std::vector<int64_t>& ch, const std::string& design) : design_(design) {
@@ -69,7 +69,8 @@ struct Teacher {
 
 class CDSMethod : public ResNetMethod {
  public:
-  explicit CDSMethod(const MethodSpec& spec) : ResNetMethod("cds", spec, spec.num_classes), cfg_(options_of<CDSOptions>(spec)) {
+  explicit CDSMethod(const MethodSpec& spec)
+      : ResNetMethod("cds", spec, spec.num_classes), cfg_(options_of<CDSOptions>(spec)) {
     std::vector<int64_t> ch;
     for (int64_t s = 0; s < 4; ++s) ch.push_back(net->stage_channels(s));
     heads = register_module("heads", CDSHeads(ch, cfg_.head()));
@@ -81,8 +82,8 @@ class CDSMethod : public ResNetMethod {
     if (!cfg_.teacher().empty() && !spec.inference) load_teacher(cfg_.teacher(), ch[3], spec);
   }
 
-  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels, const torch::Tensor& indices,
-                 const StepContext&) override {
+  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels,
+                 const torch::Tensor& indices, const StepContext&) override {
     TORCH_CHECK(views.size() == 2, "CDS needs exactly 2 views");
     const int64_t B = views[0].size(0);
     auto x = torch::cat({views[0], views[1]});
@@ -97,9 +98,10 @@ class CDSMethod : public ResNetMethod {
     LossTerms out;
     if (lab.defined()) {
       auto li = lab.nonzero().view(-1);
-      out.terms["ce"] = li.numel() ? F::cross_entropy(s_logits.index_select(0, li), labels.index_select(0, li),
-                                                      F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing()))
-                                   : s_logits.sum() * 0;
+      out.terms["ce"] =
+          li.numel() ? F::cross_entropy(s_logits.index_select(0, li), labels.index_select(0, li),
+                                        F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing()))
+                     : s_logits.sum() * 0;
     } else {
       out.terms["ce"] =
           F::cross_entropy(s_logits, labels, F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing()));
@@ -133,7 +135,8 @@ class CDSMethod : public ResNetMethod {
 
  private:
   // SupCon with labels (cds_loss supcon) or SimCLR; semi-supervised: SupCon on labelled + SimCLR on unlabelled.
-  torch::Tensor stage_contrastive(const torch::Tensor& feats, const torch::Tensor& labels, const torch::Tensor& lab) {
+  torch::Tensor stage_contrastive(const torch::Tensor& feats, const torch::Tensor& labels,
+                                  const torch::Tensor& lab) {
     const bool supervised = cfg_.loss() == "supcon";
     if (!lab.defined()) return functional::supcon_loss(feats, supervised ? labels : torch::Tensor(), {}, supcon_);
     auto li = lab.nonzero().view(-1), ui = (~lab).nonzero().view(-1);
@@ -154,7 +157,10 @@ class CDSMethod : public ResNetMethod {
     if (tspec.config.method.name != method_name())
       throw InputError(path + ": the teacher must be a CDS checkpoint (found method '" + tspec.config.method.name +
                        "')");
-    method_options<CDSOptions>(tspec.config.method, method_name()).teacher("").labeled_fraction(1.0).labeled_per_class(0);
+    method_options<CDSOptions>(tspec.config.method, method_name())
+        .teacher("")
+        .labeled_fraction(1.0)
+        .labeled_per_class(0);
     auto t = make_method(tspec);
     archive.read("model", model);
     try {
@@ -221,7 +227,10 @@ void register_cds(MethodRegistry& registry) {
         {"base_temperature", "base-temperature", &o.base_temperature(), "the loss is scaled by T/T_base"},
         {"label_smoothing", "label-smoothing", &o.label_smoothing(), "cross-entropy label smoothing"},
         {"lambda", "cds-lambda", &o.lambda(), "weight of the contrastive terms", {"cds_lambda"}},
-        {"weights", "cds-weights", &o.weights(), "per-stage multipliers of lambda, stages 1..4 (0 drops a stage)",
+        {"weights",
+         "cds-weights",
+         &o.weights(),
+         "per-stage multipliers of lambda, stages 1..4 (0 drops a stage)",
          {"cds_weights"}},
         {"loss", "cds-loss", &o.loss(), "stage loss: supcon | simclr", {"cds_loss"}},
         {"head", "cds-head", &o.head(), "auxiliary heads: sepconv | mlp", {"cds_head"}},

@@ -22,8 +22,8 @@ class CEMethod : public ResNetMethod {
                                                           m.labeled_per_class(), spec.config.train.seed));
   }
 
-  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels, const torch::Tensor& indices,
-                 const StepContext&) override {
+  LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels,
+                 const torch::Tensor& indices, const StepContext&) override {
     auto logits = net->forward(views.at(0));
     LossTerms out;
     out.stats["train_top1"] = accuracy(logits, labels);

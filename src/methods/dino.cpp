@@ -16,15 +16,15 @@ namespace contrastive {
 
 // Options of `--method dino` (YAML section `dino:`).
 struct DINOOptions {
-  TORCH_ARG(int64_t, prototypes) = 4096;            // K (65,536 on ImageNet)
-  TORCH_ARG(int64_t, head_hidden) = -1;             // -1: 4 x the feature size (the reference: 2048)
+  TORCH_ARG(int64_t, prototypes) = 4096;  // K (65,536 on ImageNet)
+  TORCH_ARG(int64_t, head_hidden) = -1;   // -1: 4 x the feature size (the reference: 2048)
   TORCH_ARG(int64_t, bottleneck) = 256;
   TORCH_ARG(double, student_temp) = 0.1;
-  TORCH_ARG(double, teacher_temp) = 0.04;           // after the warm-up
-  TORCH_ARG(double, warmup_teacher_temp) = 0.04;    // at epoch 0
+  TORCH_ARG(double, teacher_temp) = 0.04;         // after the warm-up
+  TORCH_ARG(double, warmup_teacher_temp) = 0.04;  // at epoch 0
   TORCH_ARG(int64_t, warmup_teacher_epochs) = 0;
   TORCH_ARG(double, center_momentum) = 0.9;
-  TORCH_ARG(double, momentum_ema) = 0.996;          // teacher momentum at the first step (1 at the last)
+  TORCH_ARG(double, momentum_ema) = 0.996;  // teacher momentum at the first step (1 at the last)
 };
 
 namespace {
@@ -137,8 +137,7 @@ void register_dino(MethodRegistry& registry) {
         {"bottleneck", "bottleneck", &o.bottleneck(), "head bottleneck before the prototypes"},
         {"student_temp", "student-temp", &o.student_temp(), "student softmax temperature"},
         {"teacher_temp", "teacher-temp", &o.teacher_temp(), "teacher softmax temperature after the warm-up"},
-        {"warmup_teacher_temp", "warmup-teacher-temp", &o.warmup_teacher_temp(),
-         "teacher temperature at epoch 0"},
+        {"warmup_teacher_temp", "warmup-teacher-temp", &o.warmup_teacher_temp(), "teacher temperature at epoch 0"},
         {"warmup_teacher_epochs", "warmup-teacher-epochs", &o.warmup_teacher_epochs(),
          "epochs of linear teacher-temperature warm-up"},
         {"center_momentum", "center-momentum", &o.center_momentum(), "EMA momentum of the centre"},

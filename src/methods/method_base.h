@@ -21,7 +21,8 @@ const O& options_of(const MethodSpec& spec) {
 
 // Keys and checks that several methods share (each method still lists them in its own options).
 inline OptionKey label_fraction_key(double& target) {
-  return {"labeled_fraction", "labeled-fraction", &target, "semi-supervised: fraction of labelled training images"};
+  return {"labeled_fraction", "labeled-fraction", &target,
+          "semi-supervised: fraction of labelled training images"};
 }
 inline OptionKey label_per_class_key(int64_t& target) {
   return {"labeled_per_class", "labeled-per-class", &target,

@@ -3,11 +3,11 @@
 //
 // Registered names: "backbone"/"head" (query encoder, so export and kNN see the usual names), "key_backbone"/
 // "key_head" (key encoder), buffers "queue" and "queue_ptr". All of them are saved in checkpoints.
+#include <limits>
+
 #include "contrastive/dist.h"
 #include "contrastive/losses.h"
 #include "method_base.h"
-
-#include <limits>
 
 namespace contrastive {
 
@@ -25,7 +25,8 @@ struct MoCoOptions {
 class MoCoMethod : public ResNetMethod {
  public:
   explicit MoCoMethod(const MethodSpec& spec)
-      : ResNetMethod("moco", spec, 0, options_of<MoCoOptions>(spec).bn_splits()), cfg_(options_of<MoCoOptions>(spec)) {
+      : ResNetMethod("moco", spec, 0, options_of<MoCoOptions>(spec).bn_splits()),
+        cfg_(options_of<MoCoOptions>(spec)) {
     const int64_t d = net->feature_dim();
     // v2: Linear(d,d)-ReLU-Linear (--proj-bn adds a BN after the hidden Linear)
     head = register_module("head", make_projection_mlp(d, d, cfg_.proj_dim(), cfg_.proj_bn()));

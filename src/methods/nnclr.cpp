@@ -16,7 +16,7 @@ struct NNCLROptions {
   TORCH_ARG(int64_t, support_size) = 4096;  // the paper: 98,304 on ImageNet; a few thousand on small data
   TORCH_ARG(int64_t, proj_hidden) = -1;     // -1: 4 x the feature size (the paper: 2048 on ResNet-50)
   TORCH_ARG(int64_t, proj_dim) = 256;
-  TORCH_ARG(int64_t, pred_hidden) = -1;     // -1: 8 x the feature size (the paper's 4096 over 512)
+  TORCH_ARG(int64_t, pred_hidden) = -1;  // -1: 8 x the feature size (the paper's 4096 over 512)
 };
 
 class NNCLRMethod : public ResNetMethod {
@@ -26,8 +26,8 @@ class NNCLRMethod : public ResNetMethod {
     const int64_t d = net->feature_dim();
     const int64_t ph = o.proj_hidden() > 0 ? o.proj_hidden() : 4 * d;
     const int64_t qh = o.pred_hidden() > 0 ? o.pred_hidden() : 8 * d;
-    projector = register_module("projector",
-                                MLP(MLPOptions(d, ph, o.proj_dim()).layers(3).hidden_bn(true).last_bn(true)));
+    projector =
+        register_module("projector", MLP(MLPOptions(d, ph, o.proj_dim()).layers(3).hidden_bn(true).last_bn(true)));
     predictor = register_module("predictor", MLP(MLPOptions(o.proj_dim(), qh, o.proj_dim()).hidden_bn(true)));
     // Random unit rows until real projections replace them (as a MoCo queue starts).
     auto gen = step_generator(static_cast<uint64_t>(spec.config.train.seed) ^ 0x4E4EC1ULL);

@@ -29,7 +29,8 @@ struct SimSiamOptions {
 
 class SimSiamMethod : public ResNetMethod {
  public:
-  explicit SimSiamMethod(const MethodSpec& spec) : ResNetMethod("simsiam", spec, 0), cfg_(options_of<SimSiamOptions>(spec)) {
+  explicit SimSiamMethod(const MethodSpec& spec)
+      : ResNetMethod("simsiam", spec, 0), cfg_(options_of<SimSiamOptions>(spec)) {
     const int64_t d = net->feature_dim();
     // §5: Linear(d,d,no bias)-BN-ReLU-Linear(d,d,no bias)-BN-ReLU-Linear(d,dim)-BN(dim, affine=False); the last
     // bias is frozen (requires_grad false), so make_optimizer leaves it out (§9.3).
@@ -54,7 +55,7 @@ class SimSiamMethod : public ResNetMethod {
     auto p1 = predictor->forward(z1), p2 = predictor->forward(z2);
     LossTerms out;
     out.terms["simsiam"] = cfg_.no_stop_grad() ? simsiam_loss_without_stop_grad(p1, p2, z1, z2)
-                                             : functional::simsiam_loss(p1, p2, z1, z2);
+                                               : functional::simsiam_loss(p1, p2, z1, z2);
     // §5 collapse metric on the projector output of view 1.
     add_collapse_stats(out.stats, z1, /*rank=*/true);
     return out;

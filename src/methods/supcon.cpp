@@ -17,7 +17,7 @@ struct SupConMethodOptions {
   TORCH_ARG(double, base_temperature) = 0.07;  // the loss is scaled by T / T_base (SupContrast)
   TORCH_ARG(int64_t, proj_hidden) = -1;        // -1: the backbone's feature size
   TORCH_ARG(int64_t, proj_dim) = 128;
-  TORCH_ARG(bool, proj_bn) = false;            // BN after the hidden Linear (the SimCLR paper's head)
+  TORCH_ARG(bool, proj_bn) = false;                // BN after the hidden Linear (the SimCLR paper's head)
   TORCH_ARG(std::string, negatives) = "in-batch";  // in-batch | memory-bank
   TORCH_ARG(int64_t, bank_negatives) = 4096;
   TORCH_ARG(double, bank_momentum) = 0.5;
@@ -46,16 +46,16 @@ class SupConMethod : public ResNetMethod {
   LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor& labels,
                  const torch::Tensor& indices, const StepContext& ctx) override {
     const int64_t B = views[0].size(0), V = static_cast<int64_t>(views.size());
-    auto z = embed_views(views);                                     // [V*B, D], view-major
-    auto feats = z.view({V, B, -1}).transpose(0, 1);                // [B, V, D]
+    auto z = embed_views(views);                      // [V*B, D], view-major
+    auto feats = z.view({V, B, -1}).transpose(0, 1);  // [B, V, D]
     LossTerms out;
     const std::string& name = method_name();
     // Several processes: the loss is that of the global batch (every rank's embeddings, with gradient).
     auto all_feats = dist::gather_for_loss(feats);
     auto all_labels = dist::gather_for_loss_nograd(labels);
     if (bank.defined()) {
-      out.terms[name] = bank_loss(all_feats, all_labels, dist::gather_for_loss_nograd(indices.to(labels.device())),
-                                  ctx);
+      out.terms[name] =
+          bank_loss(all_feats, all_labels, dist::gather_for_loss_nograd(indices.to(labels.device())), ctx);
     } else {
       out.terms[name] =
           functional::supcon_loss(all_feats, supervised_ ? all_labels : torch::Tensor(), {}, options_);

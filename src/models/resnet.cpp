@@ -181,9 +181,7 @@ std::vector<torch::Tensor> ResNetImpl::stages(const torch::Tensor& x) {
   return {f1, f2, f3, f4};
 }
 
-torch::Tensor ResNetImpl::features(const torch::Tensor& x) {
-  return stages(x)[3].mean({2, 3});
-}
+torch::Tensor ResNetImpl::features(const torch::Tensor& x) { return stages(x)[3].mean({2, 3}); }
 
 torch::Tensor ResNetImpl::forward(const torch::Tensor& x) {
   auto f = features(x);

@@ -1,6 +1,6 @@
 #include <ATen/autocast_mode.h>
-#include <torch/version.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -429,8 +429,8 @@ bool gradients_finite(MethodImpl& method) {
 
 }  // namespace
 
-torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
-                            double threshold, int64_t count) {
+torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm,
+                            torch::Device device, double threshold, int64_t count) {
   torch::NoGradGuard no_grad;
   const bool was_training = method.is_training();
   method.eval();
@@ -483,8 +483,8 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   dist::set_gather_negatives(!config.dist.no_gather);
 
   // Rank 0 names the run directory (the default one has a time stamp) and is the only one to write in it.
-  const std::string run_dir = dist::broadcast_string(
-      tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out);
+  const std::string run_dir =
+      dist::broadcast_string(tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out);
   config.train.out = run_dir;
   std::vector<std::string> resume_notes;
   bool auto_resumed = false;
@@ -539,12 +539,13 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
            (tc.threads == 0 ? " (all cores; --threads overrides)" : ""));
   log_info(speed);
   if (dist::active()) {
-    log_info("distributed: world size " + std::to_string(world) + ", backend " + dist::backend_name() +
-             ", launched by " + denv.source + ", rendezvous " + denv.master_addr + ":" +
-             std::to_string(denv.master_port) + "; batch " + std::to_string(tc.batch_size) +
-             " per process, global batch " + std::to_string(tc.batch_size * world) +
-             (config.dist.sync_bn ? ", synchronised BatchNorm" : ", BatchNorm per process") +
-             (config.dist.no_gather ? ", negatives from the local batch only" : ", negatives gathered from all ranks"));
+    log_info(
+        "distributed: world size " + std::to_string(world) + ", backend " + dist::backend_name() +
+        ", launched by " + denv.source + ", rendezvous " + denv.master_addr + ":" +
+        std::to_string(denv.master_port) + "; batch " + std::to_string(tc.batch_size) +
+        " per process, global batch " + std::to_string(tc.batch_size * world) +
+        (config.dist.sync_bn ? ", synchronised BatchNorm" : ", BatchNorm per process") +
+        (config.dist.no_gather ? ", negatives from the local batch only" : ", negatives gathered from all ranks"));
   }
 
   MethodPtr method = make_method(method_spec(config, *data.train));
@@ -609,8 +610,9 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     b.views = (*views)(b.images, b.indices, mix_seed(seed, b.epoch, b.step, 0xA06), device);
   });
   const int64_t steps = loader.steps_per_epoch();
-  if (steps == 0) throw InputError("--batch-size " + std::to_string(tc.batch_size) + ": no full batch in " +
-                                   std::to_string(data.train->size()) + " training images with --drop-last");
+  if (steps == 0)
+    throw InputError("--batch-size " + std::to_string(tc.batch_size) + ": no full batch in " +
+                     std::to_string(data.train->size()) + " training images with --drop-last");
   const int64_t total_steps = steps * tc.epochs;
   const std::vector<std::string> last_path{run_dir + "/last.ckpt"};
   // Interval checkpoints (--checkpoint-every-steps / --checkpoint-every-minutes): rank 0 alone decides (it alone
@@ -696,8 +698,8 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       }
       if (!bad.empty()) {
         const std::string where = "non-finite " + bad + " at epoch " + std::to_string(epoch + 1) + ", step " +
-                                  std::to_string(batch->step) + " (global step " + std::to_string(ctx.global_step) +
-                                  ")";
+                                  std::to_string(batch->step) + " (global step " +
+                                  std::to_string(ctx.global_step) + ")";
         if (tc.on_nan == "skip") {
           log_warn(where + ": step skipped (--on-nan skip)");
           optimizer->zero_grad();
@@ -812,8 +814,10 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     std::ostringstream summary;
     summary << "epoch " << epoch + 1 << "/" << tc.epochs << ": loss " << std::fixed << std::setprecision(4)
             << rec["loss"].get<double>();
-    if (rec.contains("test_top1")) summary << ", test top-1 " << std::setprecision(4) << rec["test_top1"].get<double>();
-    if (rec.contains("knn_top1")) summary << ", kNN top-1 " << std::setprecision(4) << rec["knn_top1"].get<double>();
+    if (rec.contains("test_top1"))
+      summary << ", test top-1 " << std::setprecision(4) << rec["test_top1"].get<double>();
+    if (rec.contains("knn_top1"))
+      summary << ", kNN top-1 " << std::setprecision(4) << rec["knn_top1"].get<double>();
     summary << ", " << std::setprecision(0) << rec["images_per_s"].get<double>() << " img/s, "
             << std::setprecision(1) << rec["seconds"].get<double>() << " s";
     log_info(summary.str());
