@@ -53,7 +53,9 @@ void register_vicreg(MethodRegistry& registry) {
   m.name = "vicreg";
   m.summary = "VICReg: invariance, variance and covariance terms on two views' embeddings, no negatives";
   m.paper = "Bardes, Ponce and LeCun, VICReg: Variance-Invariance-Covariance Regularization, ICLR 2022";
-  m.defaults.lr = 0.3;  // solo-learn's CIFAR recipe (LARS there, SGD here: see docs/methods.md §10)
+  // SGD at 0.1 x batch/256, picked on Fashion-MNIST (width 16, batch 256): 0.3 diverged at step 8; 1 epoch of
+  // 10,000 images at 0.1: kNN 68.8% vs 65.3% untrained.
+  m.defaults.lr = 0.1;
   m.defaults.lr_batch = 256;
   m.defaults.weight_decay = 1e-4;
   m.defaults.augment = "simclr-cifar";
