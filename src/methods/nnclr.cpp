@@ -74,7 +74,9 @@ void register_nnclr(MethodRegistry& registry) {
   m.name = "nnclr";
   m.summary = "NNCLR: the nearest neighbour of a view's projection in a support set is its positive";
   m.paper = "Dwibedi et al., With a Little Help from My Friends: Nearest-Neighbor Contrastive Learning, ICCV 2021";
-  m.defaults.lr = 0.3;  // see docs/methods.md §10 (SGD here; LARS in the paper)
+  // SGD at 0.1 x batch/256, picked on Fashion-MNIST (width 16, batch 256): 1 epoch of 10,000 images: kNN 67.7% at
+  // 0.1, 64.2% at 0.3, 65.3% untrained.
+  m.defaults.lr = 0.1;
   m.defaults.lr_batch = 256;
   m.defaults.weight_decay = 1e-4;
   m.defaults.augment = "simclr-cifar";
