@@ -126,7 +126,9 @@ void register_dino(MethodRegistry& registry) {
   m.paper = "Caron et al., Emerging Properties in Self-Supervised Vision Transformers, ICCV 2021";
   m.max_views = 16;
   m.multi_crop = true;
-  m.defaults.lr = 0.3;  // SGD, as the other methods here (docs/methods.md §10)
+  // SGD at 0.3 x batch/256, picked on Fashion-MNIST (width 16, batch 256): 1 epoch of 10,000 images: kNN 63.1% at
+  // 0.3, 60.9% at 0.1, 65.3% untrained.
+  m.defaults.lr = 0.3;
   m.defaults.lr_batch = 256;
   m.defaults.weight_decay = 1e-4;
   m.defaults.augment = "simclr-cifar";
