@@ -14,15 +14,19 @@ if(CUDA_COMPILER)
 endif()
 foreach(step
     "${CMAKE_COMMAND};--install;${BUILD};--prefix;${prefix}"
-    "${CMAKE_COMMAND};-S;${SRC}/tests/consumer;-B;${WORK}/build;-DCMAKE_PREFIX_PATH=${prefixes};-DCMAKE_BUILD_TYPE=Release${cuda_args}"
+    "${CMAKE_COMMAND};-S;${SRC}/tests/consumer;-B;${WORK}/build;-DCMAKE_PREFIX_PATH=${prefixes};-DCMAKE_BUILD_TYPE=Release;-DEXAMPLES=${SRC}/examples${cuda_args}"
     "${CMAKE_COMMAND};--build;${WORK}/build;-j2"
-    "${WORK}/build/consumer")
+    "${WORK}/build/consumer"
+    "${WORK}/build/custom_loop;256;3")
   execute_process(COMMAND ${step} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "step failed (${rc}): ${step}\n${out}\n${err}")
   endif()
 endforeach()
-if(NOT EXISTS ${prefix}/bin/contrastive OR NOT EXISTS ${prefix}/include/contrastive/losses.h)
-  message(FATAL_ERROR "install tree lacks bin/contrastive or include/contrastive/losses.h")
+if(NOT out MATCHES "custom_loop: 3 steps, loss .* ok")
+  message(FATAL_ERROR "examples/custom_loop did not report 3 finite steps:\n${out}")
+endif()
+if(NOT EXISTS ${prefix}/bin/contrastive OR NOT EXISTS ${prefix}/include/contrastive/contrastive.h)
+  message(FATAL_ERROR "install tree lacks bin/contrastive or include/contrastive/contrastive.h")
 endif()
 message(STATUS "consumer built and ran against ${prefix}")

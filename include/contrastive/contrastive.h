@@ -1,0 +1,24 @@
+// The whole public API in one include (docs/architecture.md). Each stage also has its own header:
+// data.h (datasets, loader) -> augment.h / transforms.h (views) -> models.h, losses.h, methods.h, registry.h
+// (networks, losses, methods) -> train.h (the trainer and its pieces) -> eval.h, tsne.h (evaluation) and
+// io.h, export.h, plot.h (checkpoints, export, pictures); config.h, dist.h, platform.h, common.h, bench.h.
+#pragma once
+
+#include "contrastive/augment.h"
+#include "contrastive/bench.h"
+#include "contrastive/common.h"
+#include "contrastive/config.h"
+#include "contrastive/data.h"
+#include "contrastive/dist.h"
+#include "contrastive/eval.h"
+#include "contrastive/export.h"
+#include "contrastive/io.h"
+#include "contrastive/losses.h"
+#include "contrastive/methods.h"
+#include "contrastive/models.h"
+#include "contrastive/platform.h"
+#include "contrastive/plot.h"
+#include "contrastive/registry.h"
+#include "contrastive/train.h"
+#include "contrastive/transforms.h"
+#include "contrastive/tsne.h"
