@@ -108,18 +108,5 @@ TEST(DINO, LocalCropsBeforeGlobalOnesAreRefused) {
 
 TEST(MethodCLI, DINOTrainsTwoEpochsWithMultiCrop) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  const auto out = test_util::temp_dir("dino") + "/run";
-  auto r = test_util::run_cli("train --method dino --prototypes 256 --multi-crop 2x28,2x14 --epochs 2 " +
-                              test_util::quick_flags() + " --out " + out);
-  ASSERT_EQ(r.status, 0) << r.output;
-  auto metrics = test_util::read_metrics(out);
-  ASSERT_EQ(metrics.size(), 2u);
-  for (const auto& rec : metrics) {
-    EXPECT_TRUE(std::isfinite(rec["loss"].get<double>()));
-    EXPECT_TRUE(rec.contains("knn_top1"));
-  }
-  std::ifstream in(out + "/config.yaml");
-  std::stringstream yaml;
-  yaml << in.rdbuf();
-  EXPECT_NE(yaml.str().find("\ndino:\n"), std::string::npos) << yaml.str();
+  test_util::expect_trains_two_epochs("dino", "--prototypes 256 --multi-crop 2x28,2x14", "\ndino:\n");
 }

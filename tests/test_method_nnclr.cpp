@@ -64,30 +64,11 @@ TEST(NNCLR, LossUsesTheOldSupportSetThenEnqueuesTheNormalisedProjections) {
 TEST(NNCLR, GradientReachesTheBackboneButNotTheSupportSet) {
   torch::manual_seed(1);
   auto m = make_method(nnclr_spec(32));
-  m->train();
-  std::vector<torch::Tensor> views{torch::randn({8, 3, 16, 16}), torch::randn({8, 3, 16, 16})};
-  m->loss(views, torch::zeros({8}, torch::kLong), torch::arange(8), StepContext{}).total().backward();
-  double g = 0;
-  for (auto& p : m->backbone()->parameters())
-    if (p.grad().defined()) g += p.grad().abs().sum().item<double>();
-  EXPECT_GT(g, 0);
+  EXPECT_GT(test_util::backbone_gradient_after_one_loss(*m), 0);
   EXPECT_FALSE(m->named_buffers()["support"].requires_grad());
 }
 
 TEST(MethodCLI, NNCLRTrainsTwoEpochs) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  const auto out = test_util::temp_dir("nnclr") + "/run";
-  auto r = test_util::run_cli("train --method nnclr --support-size 512 --epochs 2 " + test_util::quick_flags() +
-                              " --out " + out);
-  ASSERT_EQ(r.status, 0) << r.output;
-  auto metrics = test_util::read_metrics(out);
-  ASSERT_EQ(metrics.size(), 2u);
-  for (const auto& rec : metrics) {
-    EXPECT_TRUE(std::isfinite(rec["loss"].get<double>()));
-    EXPECT_TRUE(rec.contains("knn_top1"));
-  }
-  std::ifstream in(out + "/config.yaml");
-  std::stringstream yaml;
-  yaml << in.rdbuf();
-  EXPECT_NE(yaml.str().find("support_size: 512"), std::string::npos) << yaml.str();
+  test_util::expect_trains_two_epochs("nnclr", "--support-size 512", "support_size: 512");
 }

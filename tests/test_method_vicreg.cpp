@@ -54,13 +54,7 @@ TEST(VICReg, TermsAreTheWeightedFunctionalTermsOfTheExpanderOutputs) {
 TEST(VICReg, GradientReachesTheBackbone) {
   torch::manual_seed(1);
   auto m = make_method(vicreg_spec());
-  m->train();
-  std::vector<torch::Tensor> views{torch::randn({8, 3, 16, 16}), torch::randn({8, 3, 16, 16})};
-  m->loss(views, torch::zeros({8}, torch::kLong), torch::arange(8), StepContext{}).total().backward();
-  double g = 0;
-  for (auto& p : m->backbone()->parameters())
-    if (p.grad().defined()) g += p.grad().abs().sum().item<double>();
-  EXPECT_GT(g, 0);
+  EXPECT_GT(test_util::backbone_gradient_after_one_loss(*m), 0);
 }
 
 TEST(VICReg, BadOptionsAreRefusedNamingTheFlag) {
@@ -76,17 +70,5 @@ TEST(VICReg, BadOptionsAreRefusedNamingTheFlag) {
 
 TEST(MethodCLI, VICRegTrainsTwoEpochs) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
-  const auto out = test_util::temp_dir("vicreg") + "/run";
-  auto r = test_util::run_cli("train --method vicreg --epochs 2 " + test_util::quick_flags() + " --out " + out);
-  ASSERT_EQ(r.status, 0) << r.output;
-  auto metrics = test_util::read_metrics(out);
-  ASSERT_EQ(metrics.size(), 2u);
-  for (const auto& rec : metrics) {
-    EXPECT_TRUE(std::isfinite(rec["loss"].get<double>()));
-    EXPECT_TRUE(rec.contains("knn_top1"));  // self-supervised: the kNN monitor is on by default
-  }
-  std::ifstream in(out + "/config.yaml");
-  std::stringstream yaml;
-  yaml << in.rdbuf();
-  EXPECT_NE(yaml.str().find("\nvicreg:\n"), std::string::npos) << yaml.str();
+  test_util::expect_trains_two_epochs("vicreg", "", "\nvicreg:\n");
 }

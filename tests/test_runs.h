@@ -1,12 +1,18 @@
 // Helpers for tests that inspect run directories (metrics, checkpoints).
 #pragma once
 
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "contrastive/train.h"
+#include "test_util.h"
 
 namespace test_util {
 
@@ -31,6 +37,38 @@ inline bool same_weights(const std::string& a, const std::string& b) {
   for (const auto& p : ba)
     if (!bb.contains(p.key()) || !p.value().equal(bb[p.key()])) return false;
   return true;
+}
+
+// Trains `method` for 2 epochs through the CLI on the quick slice (test_util::quick_flags, plus `extra`):
+// exit 0, one record per epoch with a finite loss and the kNN monitor, and `in_config` in config.yaml.
+inline void expect_trains_two_epochs(const std::string& method, const std::string& extra,
+                                     const std::string& in_config) {
+  const auto out = temp_dir(method) + "/run";
+  auto r = run_cli("train --method " + method + " " + extra + " --epochs 2 " + quick_flags() + " --out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto metrics = read_metrics(out);
+  ASSERT_EQ(metrics.size(), 2u);
+  for (const auto& rec : metrics) {
+    EXPECT_TRUE(std::isfinite(rec["loss"].get<double>())) << method;
+    EXPECT_TRUE(rec.contains("knn_top1")) << method;  // self-supervised: the kNN monitor is on by default
+  }
+  std::ifstream in(out + "/config.yaml");
+  std::stringstream yaml;
+  yaml << in.rdbuf();
+  EXPECT_NE(yaml.str().find(in_config), std::string::npos) << yaml.str();
+}
+
+// Sum of |gradient| over the backbone's parameters after one backward of the method's loss on two random views.
+inline double backbone_gradient_after_one_loss(contrastive::MethodImpl& m, int64_t batch = 8) {
+  m.train();
+  std::vector<torch::Tensor> views{torch::randn({batch, 3, 16, 16}), torch::randn({batch, 3, 16, 16})};
+  m.loss(views, torch::zeros({batch}, torch::kLong), torch::arange(batch), contrastive::StepContext{})
+      .total()
+      .backward();
+  double g = 0;
+  for (auto& p : m.backbone()->parameters())
+    if (p.grad().defined()) g += p.grad().abs().sum().item<double>();
+  return g;
 }
 
 }  // namespace test_util
