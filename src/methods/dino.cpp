@@ -69,25 +69,17 @@ class DINOMethod : public ResNetMethod {
 
   LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor&, const torch::Tensor&,
                  const StepContext& ctx) override {
-    // The global crops: the leading views of the first (largest) size.
-    size_t globals = 1;
-    while (globals < views.size() && views[globals].sizes() == views[0].sizes()) ++globals;
     TORCH_CHECK(views.size() >= 2, "DINO needs at least 2 views");
+    const auto groups = views_by_size(views);  // the first run: the global crops (the largest, listed first)
     std::vector<torch::Tensor> student, teacher;
-    for (size_t s = 0; s < views.size();) {  // one forward per crop size (BN over all crops of that size)
-      size_t e = s + 1;
-      while (e < views.size() && views[e].sizes() == views[s].sizes()) ++e;
-      std::vector<torch::Tensor> group(views.begin() + static_cast<std::ptrdiff_t>(s),
-                                       views.begin() + static_cast<std::ptrdiff_t>(e));
-      auto logits = dino_logits(head, prototypes, net->features(torch::cat(group)));
-      for (auto& part : logits.chunk(static_cast<int64_t>(e - s))) student.push_back(part);
-      s = e;
-    }
+    for (const auto& g : groups)
+      for (auto& part : dino_logits(head, prototypes, net->features(g.batch)).chunk(g.count))
+        student.push_back(part);
     {
       torch::NoGradGuard no_grad;
-      std::vector<torch::Tensor> global(views.begin(), views.begin() + static_cast<std::ptrdiff_t>(globals));
-      auto logits = dino_logits(teacher_head, teacher_prototypes, teacher_net->features(torch::cat(global)));
-      for (auto& part : logits.chunk(static_cast<int64_t>(globals))) teacher.push_back(part.to(torch::kFloat));
+      const auto& global = groups.front();
+      auto logits = dino_logits(teacher_head, teacher_prototypes, teacher_net->features(global.batch));
+      for (auto& part : logits.chunk(global.count)) teacher.push_back(part.to(torch::kFloat));
     }
     for (auto& s : student) s = s.to(torch::kFloat);
     LossTerms out;

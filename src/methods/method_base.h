@@ -81,6 +81,26 @@ inline MLP make_projection_mlp(int64_t in, int64_t hidden, int64_t out, bool bn 
   return MLP(MLPOptions(in, hidden > 0 ? hidden : in, out).hidden_bn(bn));
 }
 
+// Multi-crop (§3, §10): the runs of consecutive views of one size, each concatenated into one batch, with the
+// number of views in it, so that a method makes one forward per crop size (BN sees every crop of that size).
+// Without multi-crop all views have one size: a single run.
+struct ViewGroup {
+  torch::Tensor batch;  // [count * B, C, H, W]
+  int64_t count = 1;
+};
+inline std::vector<ViewGroup> views_by_size(const std::vector<torch::Tensor>& views) {
+  std::vector<ViewGroup> groups;
+  for (size_t s = 0; s < views.size();) {
+    size_t e = s + 1;
+    while (e < views.size() && views[e].sizes() == views[s].sizes()) ++e;
+    std::vector<torch::Tensor> run(views.begin() + static_cast<std::ptrdiff_t>(s),
+                                   views.begin() + static_cast<std::ptrdiff_t>(e));
+    groups.push_back({run.size() == 1 ? run[0] : torch::cat(run), static_cast<int64_t>(e - s)});
+    s = e;
+  }
+  return groups;
+}
+
 // BYOL target momentum at optimizer step `step` of `total_steps` (byol.cpp): τ0 at 0, 1 at the end.
 double byol_tau(double tau0, int64_t step, int64_t total_steps);
 

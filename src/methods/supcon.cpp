@@ -82,14 +82,7 @@ class SupConMethod : public ResNetMethod {
   // its own forward (as in SwAV), and the embeddings are concatenated back in view order.
   torch::Tensor embed_views(const std::vector<torch::Tensor>& views) {
     std::vector<torch::Tensor> parts;
-    for (size_t s = 0; s < views.size();) {
-      size_t e = s + 1;
-      while (e < views.size() && views[e].sizes() == views[s].sizes()) ++e;
-      std::vector<torch::Tensor> group(views.begin() + static_cast<std::ptrdiff_t>(s),
-                                       views.begin() + static_cast<std::ptrdiff_t>(e));
-      parts.push_back(head->forward(net->features(group.size() == 1 ? group[0] : torch::cat(group))));
-      s = e;
-    }
+    for (const auto& g : views_by_size(views)) parts.push_back(head->forward(net->features(g.batch)));
     return l2n(parts.size() == 1 ? parts[0] : torch::cat(parts));
   }
 
