@@ -15,23 +15,9 @@
 
 using namespace contrastive;
 
-namespace {
-
-MethodSpec barlow_spec() {
-  MethodSpec spec;
-  spec.config.method.name = "barlowtwins";
-  spec.config.model.width = 4;
-  spec.config.train.batch_size = 8;
-  resolve_defaults(spec.config);
-  spec.train_size = 100;
-  return spec;
-}
-
-}  // namespace
-
 TEST(BarlowTwins, LossIsTheFunctionalLossOfTheProjectorOutputs) {
   torch::manual_seed(0);
-  auto spec = barlow_spec();
+  auto spec = test_util::small_method_spec("barlowtwins");
   method_option<double>(spec.config, "lambda") = 0.01;
   method_option<int64_t>(spec.config, "projector_dim") = 24;
   auto m = make_method(spec);
@@ -51,12 +37,12 @@ TEST(BarlowTwins, LossIsTheFunctionalLossOfTheProjectorOutputs) {
 
 TEST(BarlowTwins, GradientReachesTheBackbone) {
   torch::manual_seed(1);
-  auto m = make_method(barlow_spec());
+  auto m = make_method(test_util::small_method_spec("barlowtwins"));
   EXPECT_GT(test_util::backbone_gradient_after_one_loss(*m), 0);
 }
 
 TEST(BarlowTwins, BadOptionsAreRefusedNamingTheFlag) {
-  auto spec = barlow_spec();
+  auto spec = test_util::small_method_spec("barlowtwins");
   method_option<double>(spec.config, "lambda") = -0.5;
   try {
     validate(spec.config);

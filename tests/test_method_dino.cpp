@@ -19,13 +19,8 @@ using namespace contrastive;
 namespace {
 
 MethodSpec dino_spec() {
-  MethodSpec spec;
-  spec.config.method.name = "dino";
-  spec.config.model.width = 4;
-  spec.config.train.batch_size = 8;
+  auto spec = test_util::small_method_spec("dino");
   method_option<int64_t>(spec.config, "prototypes") = 32;
-  resolve_defaults(spec.config);
-  spec.train_size = 100;
   return spec;
 }
 

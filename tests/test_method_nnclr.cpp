@@ -19,13 +19,8 @@ using namespace contrastive;
 namespace {
 
 MethodSpec nnclr_spec(int64_t support) {
-  MethodSpec spec;
-  spec.config.method.name = "nnclr";
-  spec.config.model.width = 4;
-  spec.config.train.batch_size = 8;
+  auto spec = test_util::small_method_spec("nnclr");
   method_option<int64_t>(spec.config, "support_size") = support;
-  resolve_defaults(spec.config);
-  spec.train_size = 100;
   return spec;
 }
 

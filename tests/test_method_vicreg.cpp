@@ -15,23 +15,9 @@
 
 using namespace contrastive;
 
-namespace {
-
-MethodSpec vicreg_spec() {
-  MethodSpec spec;
-  spec.config.method.name = "vicreg";
-  spec.config.model.width = 4;
-  spec.config.train.batch_size = 8;
-  resolve_defaults(spec.config);
-  spec.train_size = 100;
-  return spec;
-}
-
-}  // namespace
-
 TEST(VICReg, TermsAreTheWeightedFunctionalTermsOfTheExpanderOutputs) {
   torch::manual_seed(0);
-  auto spec = vicreg_spec();
+  auto spec = test_util::small_method_spec("vicreg");
   method_option<double>(spec.config, "var_weight") = 10;
   auto m = make_method(spec);
   m->train();
@@ -53,12 +39,12 @@ TEST(VICReg, TermsAreTheWeightedFunctionalTermsOfTheExpanderOutputs) {
 
 TEST(VICReg, GradientReachesTheBackbone) {
   torch::manual_seed(1);
-  auto m = make_method(vicreg_spec());
+  auto m = make_method(test_util::small_method_spec("vicreg"));
   EXPECT_GT(test_util::backbone_gradient_after_one_loss(*m), 0);
 }
 
 TEST(VICReg, BadOptionsAreRefusedNamingTheFlag) {
-  auto spec = vicreg_spec();
+  auto spec = test_util::small_method_spec("vicreg");
   method_option<double>(spec.config, "cov_weight") = -1;
   try {
     validate(spec.config);

@@ -23,22 +23,6 @@ using test_util::read_metrics;
 
 namespace {
 
-MethodSpec spec_for(const std::string& method, int64_t batch = 8) {
-  MethodSpec spec;
-  spec.config.method.name = method;
-  spec.config.model.width = 4;
-  spec.config.train.batch_size = batch;
-  if (method == "amdim") spec.config.model.arch = "amdim";
-  if (method == "moco") method_option<int64_t>(spec.config, "queue_size") = 4 * batch;
-  resolve_defaults(spec.config);
-  spec.in_channels = 3;
-  spec.image_size = 16;
-  spec.num_classes = 10;
-  spec.train_size = 100;
-  spec.train_labels = torch::arange(100, torch::kLong).remainder(10);
-  return spec;
-}
-
 template <typename T>
 std::shared_ptr<T> child(MethodImpl& m, const std::string& name) {
   auto c = m.named_children()[name];
@@ -73,7 +57,7 @@ torch::Tensor encode(ResNetImpl& net, MLPImpl& head, const torch::Tensor& x) {
 
 TEST(Moco, FirstLossUsesTheInitialQueueAndKeysAreEnqueuedAfterwardsAtThePointer) {
   torch::manual_seed(0);
-  auto spec = spec_for("moco");
+  auto spec = test_util::small_method_spec("moco");
   method_option<int64_t>(spec.config, "bn_splits") =
       1;  // plain BN: the shuffle cannot change k, so k can be recomputed here
   auto m = make_method(spec);
@@ -105,7 +89,8 @@ TEST(Moco, FirstLossUsesTheInitialQueueAndKeysAreEnqueuedAfterwardsAtThePointer)
 
 TEST(Moco, PointerWrapsAroundTheQueue) {
   torch::manual_seed(1);
-  auto spec = spec_for("moco");  // K = 32, B = 8, bn_splits 8 (SplitBatchNorm, one sample per split)
+  auto spec =
+      test_util::small_method_spec("moco");  // K = 32, B = 8, bn_splits 8 (SplitBatchNorm, one sample per split)
   auto m = make_method(spec);
   m->train();
   std::vector<int64_t> ptrs;
@@ -120,7 +105,7 @@ TEST(Moco, PointerWrapsAroundTheQueue) {
 
 TEST(Moco, MomentumUpdateAveragesParametersButNotBuffers) {
   torch::manual_seed(2);
-  auto spec = spec_for("moco");
+  auto spec = test_util::small_method_spec("moco");
   method_option<double>(spec.config, "momentum_ema") = 0.9;
   auto m = make_method(spec);
   m->train();
@@ -144,7 +129,7 @@ TEST(Moco, MomentumUpdateAveragesParametersButNotBuffers) {
 
 TEST(Moco, KeyEncoderHasNoGradientAndIsNotOptimized) {
   torch::manual_seed(3);
-  auto spec = spec_for("moco");
+  auto spec = test_util::small_method_spec("moco");
   auto m = make_method(spec);
   m->train();
   auto out = m->loss(two_views(8), torch::zeros({8}, torch::kLong), torch::arange(8), StepContext{});
@@ -167,7 +152,7 @@ TEST(Moco, KeyEncoderHasNoGradientAndIsNotOptimized) {
 
 TEST(Moco, SymmetricLossIsASumAndEnqueuesTwoBatchesOfKeys) {
   torch::manual_seed(4);
-  auto spec = spec_for("moco");
+  auto spec = test_util::small_method_spec("moco");
   method_option<bool>(spec.config, "symmetric") = true;
   method_option<int64_t>(spec.config, "bn_splits") = 1;
   auto m = make_method(spec);
@@ -191,7 +176,7 @@ TEST(Moco, SymmetricLossIsASumAndEnqueuesTwoBatchesOfKeys) {
 
 TEST(SimSiam, StopGradientKeepsGradientOutOfZ) {
   torch::manual_seed(5);
-  auto spec = spec_for("simsiam");
+  auto spec = test_util::small_method_spec("simsiam");
   auto v = two_views(8);
   // Gradient of the projector's last Linear weight: through p only with stop-grad, through p and z without.
   auto grad_of = [&](bool no_stop_grad) {
@@ -219,7 +204,7 @@ TEST(SimSiam, StopGradientKeepsGradientOutOfZ) {
 }
 
 TEST(SimSiam, ProjectorLastBiasIsFrozenAndPredictorHasTheFixedLr) {
-  auto spec = spec_for("simsiam");
+  auto spec = test_util::small_method_spec("simsiam");
   method_option<bool>(spec.config, "fix_pred_lr") = true;
   auto m = make_method(spec);
   auto proj = child<MLPImpl>(*m, "projector");
@@ -257,7 +242,7 @@ TEST(BYOL, TauScheduleEndpoints) {
 
 TEST(BYOL, AfterStepMovesTheTargetByTheScheduledTau) {
   torch::manual_seed(7);
-  auto spec = spec_for("byol");
+  auto spec = test_util::small_method_spec("byol");
   method_option<double>(spec.config, "momentum_ema") = 0.9;
   auto m = make_method(spec);
   m->train();
@@ -302,7 +287,7 @@ TEST(AMDIM, EncoderShapesFor32And28Inputs) {
 
 TEST(AMDIM, LossIsFiniteWithGradientsAndTheMethodInterfaceWorks) {
   torch::manual_seed(8);
-  auto spec = spec_for("amdim");
+  auto spec = test_util::small_method_spec("amdim");
   spec.in_channels = 1;
   auto m = make_method(spec);
   m->train();
@@ -380,7 +365,7 @@ TEST(Bank, BankRowsAreNegativesOrSameLabelPositives) {
 TEST(Bank, MethodUpdatesTheBankRowsOfTheBatchAfterTheStep) {
   torch::manual_seed(11);
   for (std::string name : {"simclr", "supcon"}) {
-    auto spec = spec_for(name);
+    auto spec = test_util::small_method_spec(name);
     method_option<std::string>(spec.config, "negatives") = "memory-bank";
     method_option<int64_t>(spec.config, "bank_negatives") = 16;
     method_option<double>(spec.config, "bank_momentum") = 0.5;
@@ -407,7 +392,7 @@ TEST(Bank, MethodUpdatesTheBankRowsOfTheBatchAfterTheStep) {
 TEST(MultiCrop, SimCLRForwardsEachCropSizeSeparatelyAndUsesEveryView) {
   torch::manual_seed(5);
   for (std::string name : {"simclr", "supcon"}) {
-    auto spec = spec_for(name);
+    auto spec = test_util::small_method_spec(name);
     auto m = make_method(spec);
     m->train();
     const int64_t B = 8;

@@ -39,6 +39,24 @@ inline bool same_weights(const std::string& a, const std::string& b) {
   return true;
 }
 
+// A MethodSpec for unit tests of a method: width 4, batch `batch`, 3-channel 16x16 images, 10 classes, 100
+// training images (labels 0..9 repeating), the method's defaults resolved.
+inline contrastive::MethodSpec small_method_spec(const std::string& method, int64_t batch = 8) {
+  contrastive::MethodSpec spec;
+  spec.config.method.name = method;
+  spec.config.model.width = 4;
+  spec.config.train.batch_size = batch;
+  if (method == "amdim") spec.config.model.arch = "amdim";
+  if (method == "moco") contrastive::method_option<int64_t>(spec.config, "queue_size") = 4 * batch;
+  contrastive::resolve_defaults(spec.config);
+  spec.in_channels = 3;
+  spec.image_size = 16;
+  spec.num_classes = 10;
+  spec.train_size = 100;
+  spec.train_labels = torch::arange(100, torch::kLong).remainder(10);
+  return spec;
+}
+
 // Trains `method` for 2 epochs through the CLI on the quick slice (test_util::quick_flags, plus `extra`):
 // exit 0, one record per epoch with a finite loss and the kNN monitor, and `in_config` in config.yaml.
 inline void expect_trains_two_epochs(const std::string& method, const std::string& extra,
