@@ -25,6 +25,11 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance, ImageOps
 
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST, as in the C++ default_normalization
+BF16 = False  # --bf16: the networks run under CPU bf16 autocast, the losses in float32 (as the C++ --bf16)
+
+
+def autocast():
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16)
 
 
 def read_idx(path):
@@ -229,7 +234,9 @@ class SimCLR(nn.Module):
 
     def loss(self, v1, v2, labels):
         b = v1.shape[0]
-        z = F.normalize(self.head(self.net.features(torch.cat([v1, v2]))), dim=1)
+        with autocast():
+            h = self.head(self.net.features(torch.cat([v1, v2])))
+        z = F.normalize(h.float(), dim=1)
         return supcon_loss(torch.stack([z[:b], z[b:]], 1), None, 0.5, 0.07)
 
 
@@ -242,9 +249,12 @@ class CDS(nn.Module):
 
     def loss(self, v1, v2, labels):
         b = v1.shape[0]
-        stages = self.net.stages(torch.cat([v1, v2]))
-        emb = [self.aux[l](stages[l]).mean((2, 3)) for l in range(3)] + [stages[3].mean((2, 3))]
-        total = F.cross_entropy(self.net.fc(emb[3])[:b], labels)
+        with autocast():
+            stages = self.net.stages(torch.cat([v1, v2]))
+            emb = [self.aux[l](stages[l]).mean((2, 3)) for l in range(3)] + [stages[3].mean((2, 3))]
+            logits = self.net.fc(emb[3])[:b]
+        emb = [e.float() for e in emb]
+        total = F.cross_entropy(logits.float(), labels)
         for e in emb:
             e = F.normalize(e, dim=1)
             total = total + 0.1 * supcon_loss(torch.stack([e[:b], e[b:]], 1), labels, 0.07, 0.07)
@@ -302,7 +312,11 @@ def main():
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--peak-size", type=int, default=2048)
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--profile", default="", help="Chrome trace of the model-only steps (profile_compare.py)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the networks (losses stay float32)")
     a = p.parse_args()
+    global BF16
+    BF16 = a.bf16
     if a.steps < 1 or a.warmup < 0 or a.width < 1 or a.batch_size < 1:
         sys.exit("reference.py: error: steps, width and batch size must be >= 1, warmup >= 0")
 
@@ -337,7 +351,8 @@ def main():
 
     out = {"method": a.method, "arch": "resnet18", "dataset": "fashion-mnist", "device": "cpu", "width": a.width,
            "batch_size": a.batch_size, "steps": a.steps, "warmup": a.warmup, "threads": a.threads, "views": 2,
-           "workers": a.workers, "channels_last": a.channels_last, "impl": "python"}
+           "workers": a.workers, "channels_last": a.channels_last, "precision": "bf16" if a.bf16 else "fp32",
+           "memory_format": "channels-last" if a.channels_last else "contiguous", "impl": "python"}
 
     # (a) End to end: DataLoader workers augment while the main process trains.
     it, done, n_img = iter(loader()), 0, 0
@@ -369,6 +384,11 @@ def main():
     for s in range(a.steps):
         step(*fixed[(a.warmup + s) % len(fixed)])
     out["model_images_per_s"] = a.steps * a.batch_size / (time.perf_counter() - t0)
+    if a.profile:  # after the timing, as `contrastive bench --profile`
+        with torch.autograd.profiler.profile() as prof:
+            for s in range(a.steps):
+                step(*fixed[(a.warmup + a.steps + s) % len(fixed)])
+        prof.export_chrome_trace(a.profile)
 
     # (c) Augmentation only, through the DataLoader and its workers (both cores, as the C++ measurement).
     it, n_img = iter(loader()), 0

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# A/B benchmark of the C++ `contrastive bench` against bench/reference.py (Python PyTorch) on one config.
-# The two alternate R times so that drift in a shared machine's load hits both alike; medians and ratios
-# (C++ / Python) are printed at the end, the raw JSON lines are kept in $OUT (default: a temp file).
+# A/B benchmark: the product's default `contrastive bench` (no precision or layout flags: what `train` picks on
+# this machine) against the Python reference (bench/reference.py) in each of its configurations, the best of
+# which is the comparison. The configurations alternate within every repeat, in a rotating order, so that drift
+# in a shared machine's load hits all alike; medians per configuration and the ratio C++ / best Python are
+# printed at the end, the raw JSON lines are kept in $OUT (default: a temp file). docs/benchmarks.md explains it.
 #
 #   bench/run_benchmark.sh [--method simclr|cds] [--width 16] [--batch-size 256] [--steps 20] [--warmup 3]
-#                          [--threads 2] [--repeats 3] [--cpp-flags "--channels-last"] [--py-flags "--workers 2"]
+#                          [--threads 2] [--repeats 3] [--cpp-flags ""] [--py-flags "--workers 2"]
+#                          [--py-configs "fp32;fp32 --channels-last;--bf16 --channels-last"]
+# Python's configurations default to fp32 contiguous, fp32 channels-last, and bf16 channels-last where the CPU
+# has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-METHOD=simclr WIDTH=16 BATCH=256 STEPS=20 WARMUP=3 THREADS=2 REPEATS=3 CPP_FLAGS="" PY_FLAGS=""
+METHOD=simclr WIDTH=16 BATCH=256 STEPS=20 WARMUP=3 THREADS=2 REPEATS=3 CPP_FLAGS="" PY_FLAGS="" PY_CONFIGS=""
 while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || { echo "run_benchmark.sh: $1 needs a value" >&2; exit 2; }
   case "$1" in
     --method) METHOD=$2 ;;
     --width) WIDTH=$2 ;;
@@ -19,38 +25,66 @@ while [ $# -gt 0 ]; do
     --repeats) REPEATS=$2 ;;
     --cpp-flags) CPP_FLAGS=$2 ;;
     --py-flags) PY_FLAGS=$2 ;;
+    --py-configs) PY_CONFIGS=$2 ;;
     *) echo "run_benchmark.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift 2
 done
 CLI=${CONTRASTIVE:-build/contrastive}
-PY=/usr/bin/python3  # Debian's interpreter: the one with torch
+PY=/usr/bin/python3  # Debian's interpreter: the one with torch 1.13, as build/
 OUT=${OUT:-$(mktemp /tmp/contrastive-bench-XXXXXX.jsonl)}
+if [ -z "$PY_CONFIGS" ]; then
+  PY_CONFIGS="fp32;fp32 --channels-last"
+  grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && PY_CONFIGS="$PY_CONFIGS;--bf16 --channels-last"
+fi
+IFS=';' read -r -a CONFIGS <<<"$PY_CONFIGS"
 COMMON="--method $METHOD --width $WIDTH --batch-size $BATCH --steps $STEPS --warmup $WARMUP --threads $THREADS"
-echo "# $(date -u +%FT%TZ) $(uname -n), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-echo "# config: $COMMON; repeats $REPEATS; raw results in $OUT" >&2
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+FEAT=$(grep -m1 -owE 'avx2' /proc/cpuinfo || true)
+for f in avx512f avx512_bf16 amx_bf16; do grep -qw "$f" /proc/cpuinfo && FEAT="$FEAT $f"; done
+echo "# $(date -u +%FT%TZ) $(uname -n): $CPU, $(nproc) logical CPUs, features: $FEAT; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "# config: $COMMON; C++ flags '${CPP_FLAGS}'; Python configs: ${PY_CONFIGS}; repeats $REPEATS; raw in $OUT" >&2
+run_cpp() {
+  # shellcheck disable=SC2086
+  "$CLI" bench $COMMON $CPP_FLAGS --json 2>/dev/null | grep '^{' | sed 's/^{/{"impl":"cpp","config":"default",/' >>"$OUT"
+}
+run_py() {  # $1: the configuration ("fp32" alone means no flags)
+  local flags=${1#fp32}
+  # shellcheck disable=SC2086
+  "$PY" bench/reference.py $COMMON $flags $PY_FLAGS | grep '^{' | sed "s/^{/{\"config\":\"$1\",/" >>"$OUT"
+}
+n=${#CONFIGS[@]}
 for r in $(seq 1 "$REPEATS"); do
-  # shellcheck disable=SC2086
-  "$CLI" bench $COMMON $CPP_FLAGS --json 2>/dev/null | grep '^{' | sed 's/^{/{"impl":"cpp",/' >>"$OUT"
-  # shellcheck disable=SC2086
-  "$PY" bench/reference.py $COMMON $PY_FLAGS | grep '^{' >>"$OUT"
+  # rotate the order: C++ first, then last, then in the middle, ...
+  pos=$(( (r - 1) % (n + 1) ))
+  for i in $(seq 0 "$n"); do
+    if [ "$i" -eq "$pos" ]; then run_cpp; else j=$(( i < pos ? i : i - 1 )); run_py "${CONFIGS[$j]}"; fi
+  done
   echo "# repeat $r/$REPEATS done" >&2
 done
-"$PY" - "$OUT" <<'PYEOF'
+"$PY" - "$OUT" "$CPU" <<'PYEOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-keys = ["images_per_s", "model_images_per_s", "augment_images_per_s", "peak_rss_mb",
-        "fwd_gflops_per_image", "model_gflops_per_s", "peak_gflops_measured", "fraction_of_peak"]
-med = {}
-for impl in ("cpp", "python"):
-    sel = [r for r in rows if r.get("impl") == impl]
-    med[impl] = {k: statistics.median(r[k] for r in sel) for k in keys if sel and all(k in r for r in sel)}
-    med[impl]["n"] = len(sel)
-print("%-24s %12s %12s %10s" % ("median of %d/%d runs" % (med["cpp"]["n"], med["python"]["n"]), "C++", "Python",
-                                 "C++/Py"))
-for k in keys:
-    c, p = med["cpp"].get(k), med["python"].get(k)
-    if c is None or p is None:
-        continue
-    print("%-24s %12.4g %12.4g %10.2f" % (k, c, p, c / p if p else float("nan")))
+keys = ["images_per_s", "model_images_per_s", "augment_images_per_s", "peak_rss_mb", "fraction_of_peak"]
+groups = {}
+for r in rows:
+    groups.setdefault((r["impl"], r["config"]), []).append(r)
+med = {g: {k: statistics.median(x[k] for x in sel) for k in keys if all(k in x for x in sel)}
+       for g, sel in groups.items()}
+cpp = [g for g in med if g[0] == "cpp"]
+py = sorted((g for g in med if g[0] == "python"), key=lambda g: -med[g]["images_per_s"])
+if not cpp or not py:
+    sys.exit("run_benchmark.sh: no results (see the runs' stderr above)")
+c = cpp[0]
+cr = groups[c][0]
+print("CPU: %s; C++ default picked: %s, %s" % (sys.argv[2], cr.get("precision", "?"), cr.get("memory_format", "?")))
+print("%-34s %6s %14s %14s %12s" % ("median over runs", "runs", "end-to-end/s", "model-only/s", "peak RSS MB"))
+for g in [c] + py:
+    m = med[g]
+    print("%-34s %6d %14.1f %14.1f %12.0f" % ("%s %s" % g, len(groups[g]), m["images_per_s"],
+                                              m["model_images_per_s"], m["peak_rss_mb"]))
+b = py[0]
+print("C++ default / best Python (%s): end to end %.2f, model only %.2f" % (
+    b[1], med[c]["images_per_s"] / med[b]["images_per_s"],
+    med[c]["model_images_per_s"] / max(med[g]["model_images_per_s"] for g in py)))
 PYEOF

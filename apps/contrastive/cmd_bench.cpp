@@ -17,7 +17,7 @@ struct BenchFlags {
   std::string method = kBenchDefaultMethod, arch = "resnet18", dataset = "fashion-mnist", data, device = "cpu";
   int64_t width = 16, batch_size = 256, steps = 20, warmup = 3, threads = 0, train_subset = 0, peak_size = 2048,
           loader_threads = 0;
-  std::string precision = "auto", memory_format = "auto";
+  std::string precision = "auto", memory_format = "auto", profile;
   bool json = false, bf16 = false, channels_last = false, allow_emulated_bf16 = false;
 };
 
@@ -96,6 +96,9 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
   cmd->add_flag("--bf16", f->bf16, "same as --precision bf16");
   cmd->add_flag("--channels-last", f->channels_last, "same as --memory-format channels-last");
   cmd->add_flag("--json", f->json, "print one JSON object on stdout");
+  cmd->add_option("--profile", f->profile,
+                  "also profile the model-only steps per operator into this Chrome-trace file "
+                  "(bench/profile_compare.py)");
   return [f]() -> int {
     BenchOptions o;
     o.config.method.name = f->method;
@@ -116,6 +119,7 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
     o.config.train.channels_last = f->channels_last;
     o.peak_size = f->peak_size;
     o.loader_threads = f->loader_threads;
+    o.profile_path = f->profile;
     const BenchResult r = run_bench(o);
     if (f->json)
       std::cout << to_json(r).dump() << std::endl;

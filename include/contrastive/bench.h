@@ -21,6 +21,9 @@ struct BenchOptions {
   // picks this machine's default, as `train` does).
   int64_t loader_threads = 0;  // intra-op threads of the augmentation thread (0 = LibTorch's, as the trainer)
   int64_t peak_size = 2048;    // n of the n x n x n float32 GEMM that measures the peak (0 = skip)
+  // Non-empty: the model-only measurement also runs `steps` more steps under LibTorch's operator profiler and
+  // writes them to this file as a Chrome trace (bench/profile_compare.py sets it against the Python reference's).
+  std::string profile_path;
 };
 
 struct BenchResult {

@@ -71,8 +71,14 @@ void module_to_channels_last(torch::nn::Module& module) {
 }
 
 std::vector<torch::Tensor> views_to_channels_last(std::vector<torch::Tensor> views) {
+  // Not v.contiguous(ChannelsLast): with one channel (Fashion-MNIST) an NCHW tensor already counts as
+  // channels-last-contiguous, so that returns it unchanged with NCHW strides, suggest_memory_format() then says
+  // contiguous, and the stem's output comes out NCHW: every op of the first block then mixed the two layouts
+  // (its residual add_ 12x slower, ReLU backward 3x; docs/benchmarks.md). A copy into channels-last strides is
+  // what Python's .to(memory_format=torch.channels_last) does.
   for (auto& v : views)
-    if (v.dim() == 4) v = v.contiguous(torch::MemoryFormat::ChannelsLast);
+    if (v.dim() == 4 && v.suggest_memory_format() != torch::MemoryFormat::ChannelsLast)
+      v = torch::empty_like(v, torch::MemoryFormat::ChannelsLast).copy_(v);
   return views;
 }
 
