@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <sstream>
+
+#include "contrastive/common.h"
 #include "contrastive/losses.h"
 #include "contrastive/methods.h"
 
@@ -147,4 +151,116 @@ TEST(CDS, InferenceModelHasExactlyTheParametersOfCE) {
   auto x = torch::randn({2, 3, 32, 32});
   cds->eval();
   EXPECT_EQ(cds->classify(x).sizes(), (std::vector<int64_t>{2, 10}));
+}
+
+TEST(CDS, DSNVariantIsCEOfAClassifierOnEachAuxiliaryHead) {
+  torch::manual_seed(4);
+  auto spec = cds_spec("resnet18", 16, 3);
+  method_option<std::string>(spec.config, "loss") = "ce";
+  method_option<std::vector<double>>(spec.config, "weights") = {1, 0.5, 2, 3};  // w_4 is not used with ce
+  auto m = make_method(spec);
+  auto backbone = std::dynamic_pointer_cast<ResNetImpl>(m->backbone());
+  const int64_t last = backbone->stage_channels(3);
+  auto aux = std::dynamic_pointer_cast<torch::nn::ModuleListImpl>(m->named_children()["aux_fc"]);
+  ASSERT_TRUE(aux);  // the classifiers: one per auxiliary head, outside the backbone (dropped at inference)
+  ASSERT_EQ(aux->size(), 3u);
+  for (size_t l = 0; l < 3; ++l) {
+    EXPECT_EQ(aux->at<torch::nn::LinearImpl>(l).weight.sizes(), (std::vector<int64_t>{10, last}));
+  }
+  EXPECT_FALSE(make_method(cds_spec("resnet18", 16, 3))->named_children().contains("aux_fc"));  // supcon: none
+  EXPECT_EQ(count_parameters(*m->backbone()),
+            count_parameters(*make_method(cds_spec("resnet18", 16, 3))->backbone()));
+
+  m->train();
+  auto v1 = torch::randn({8, 3, 16, 16}), v2 = torch::randn({8, 3, 16, 16});
+  auto y = torch::tensor({0, 1, 2, 3, 0, 1, 2, 3}, torch::kLong);
+  auto idx = torch::arange(8, torch::kLong);
+  torch::serialize::OutputArchive saved;
+  m->save(saved);
+  auto out = m->loss({v1, v2}, y, idx, StepContext{});
+  std::vector<std::string> names;
+  for (const auto& [name, term] : out.terms) {
+    names.push_back(name);
+    EXPECT_TRUE(std::isfinite(term.item<double>())) << name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"ce", "ce_s1", "ce_s2", "ce_s3"}));  // no contrastive terms
+
+  // By hand on a copy of the state: CE(fc(e_4)) + λ Σ_{l=1..3} w_l CE(aux_l(e_l)), all on view 1.
+  auto ref = make_method(spec);
+  std::stringstream ss;
+  saved.save_to(ss);
+  torch::serialize::InputArchive in;
+  in.load_from(ss);
+  ref->load(in);
+  ref->train();
+  auto rb = std::dynamic_pointer_cast<ResNetImpl>(ref->backbone());
+  auto heads = std::dynamic_pointer_cast<CDSHeadsImpl>(ref->named_children()["heads"]);
+  auto raux = std::dynamic_pointer_cast<torch::nn::ModuleListImpl>(ref->named_children()["aux_fc"]);
+  ASSERT_TRUE(heads && raux);
+  auto emb = heads->forward(rb->stages(torch::cat({v1, v2})));
+  namespace F = torch::nn::functional;
+  double expected = F::cross_entropy(rb->fc(emb[3]).narrow(0, 0, 8), y).item<double>();
+  const double w[3] = {1, 0.5, 2};
+  for (size_t l = 0; l < 3; ++l) {
+    auto logits = raux->at<torch::nn::LinearImpl>(l).forward(emb[l].narrow(0, 0, 8));
+    expected += 0.1 * w[l] * F::cross_entropy(logits, y).item<double>();
+  }
+  EXPECT_NEAR(out.total().item<double>(), expected, 1e-5);
+
+  out.total().backward();
+  double g_backbone = 0, g_aux = 0;
+  for (auto& p : m->backbone()->parameters())
+    if (p.grad().defined()) g_backbone += p.grad().abs().sum().item<double>();
+  for (auto& p : aux->parameters())
+    if (p.grad().defined()) g_aux += p.grad().abs().sum().item<double>();
+  EXPECT_GT(g_backbone, 0);
+  EXPECT_GT(g_aux, 0);
+}
+
+TEST(CDS, DSNVariantSemiSupervisedUsesOnlyTheLabelledImages) {
+  torch::manual_seed(6);
+  auto spec = cds_spec("resnet18", 16, 3);
+  method_option<std::string>(spec.config, "loss") = "ce";
+  method_option<double>(spec.config, "labeled_fraction") = 0.5;
+  spec.train_labels = torch::arange(8, torch::kLong).remainder(4);
+  spec.train_size = 8;
+  auto m = make_method(spec);
+  m->eval();
+  auto labeled = m->named_buffers()["labeled"];
+  auto v1 = torch::randn({8, 3, 16, 16}), v2 = torch::randn({8, 3, 16, 16});
+  auto idx = torch::arange(8, torch::kLong);
+  auto y = spec.train_labels.clone();
+  auto a = m->loss({v1, v2}, y, idx, StepContext{});
+  auto y2 = y.clone();
+  y2.index_put_({~labeled}, (y2.index({~labeled}) + 1).remainder(4));  // change only unlabelled labels
+  auto b = m->loss({v1, v2}, y2, idx, StepContext{});
+  EXPECT_NEAR(a.terms["ce_s2"].item<double>(), b.terms["ce_s2"].item<double>(), 1e-6);
+  EXPECT_NEAR(a.total().item<double>(), b.total().item<double>(), 1e-6);
+  auto y3 = y.clone();
+  y3.index_put_({labeled}, (y3.index({labeled}) + 1).remainder(4));  // the labelled ones do count
+  EXPECT_GT(std::abs(m->loss({v1, v2}, y3, idx, StepContext{}).terms["ce_s2"].item<double>() -
+                     a.terms["ce_s2"].item<double>()),
+            1e-6);
+}
+
+TEST(CDS, StageLossValidationNamesTheFlagAndTheChoices) {
+  for (std::string loss : {"supcon", "simclr", "ce"}) {
+    Config c;
+    c.method.name = "cds";
+    method_option<std::string>(c, "loss") = loss;
+    resolve_defaults(c);
+    EXPECT_NO_THROW(validate(c)) << loss;
+  }
+  Config c;
+  c.method.name = "cds";
+  method_option<std::string>(c, "loss") = "dsn";
+  resolve_defaults(c);
+  try {
+    validate(c);
+    FAIL() << "--cds-loss dsn was accepted";
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("--cds-loss"), std::string::npos) << what;
+    EXPECT_NE(what.find("ce, simclr, supcon"), std::string::npos) << what;
+  }
 }

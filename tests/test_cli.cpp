@@ -63,8 +63,13 @@ TEST(CLI, TrainWritesTheRunDirectoryAndEvalReadsIt) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/run/" + f)) << f;
   auto metrics = read_metrics(dir + "/run");
   ASSERT_EQ(metrics.size(), 2u);
-  for (const char* k : {"epoch", "loss", "lr", "train_top1", "test_top1", "images_per_s", "seconds"})
+  for (const char* k : {"epoch", "loss", "lr", "train_top1", "test_top1", "test_ece", "train_clean_top1",
+                        "images_per_s", "seconds"})
     EXPECT_TRUE(metrics[0].contains(k)) << k;
+  for (const char* k : {"test_ece", "train_clean_top1"}) {
+    const double v = metrics[1][k].get<double>();
+    EXPECT_TRUE(v >= 0 && v <= 1) << k << " " << v;  // fractions, like top-1
+  }
   EXPECT_LT(metrics[1]["loss"].get<double>(), metrics[0]["loss"].get<double>());
   EXPECT_NE(r.output.find("intra-op threads"), std::string::npos);
 
@@ -73,6 +78,7 @@ TEST(CLI, TrainWritesTheRunDirectoryAndEvalReadsIt) {
   auto j = nlohmann::json::parse(e.output.substr(e.output.find('{')));
   EXPECT_NEAR(j["top1"].get<double>(), metrics[1]["test_top1"].get<double>(), 1e-9);
   EXPECT_GE(j["top5"].get<double>(), j["top1"].get<double>());
+  EXPECT_NEAR(j["ece"].get<double>(), metrics[1]["test_ece"].get<double>(), 1e-5);  // continuous in the logits
 
   // A finished run is never overwritten by a fresh one.
   auto clash = run_cli("train --method ce --epochs 1 " + test_util::quick_flags() + " --out " + dir + "/run");

@@ -272,6 +272,9 @@ TEST(DistRuns, ShardedEvaluationEqualsOneProcess) {
   auto last_json = [](const std::string& out) { return nlohmann::json::parse(out.substr(out.rfind("{\""))); };
   EXPECT_NEAR(last_json(knn1.output)["top1"].get<double>(), last_json(knn2.output)["top1"].get<double>(), 1e-12);
   EXPECT_NEAR(last_json(ev1.output)["top1"].get<double>(), last_json(ev2.output)["top1"].get<double>(), 1e-12);
+  // The calibration bins of the two shards are added before the ECE is taken.
+  EXPECT_NEAR(last_json(ev1.output)["ece"].get<double>(), last_json(ev2.output)["ece"].get<double>(), 1e-5);
+  EXPECT_GT(last_json(ev1.output)["ece"].get<double>(), 0.0);
   EXPECT_EQ(last_json(ev2.output)["count"].get<int64_t>(), 101);
   std::filesystem::remove_all(dir);
 }

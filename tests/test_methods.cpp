@@ -443,6 +443,7 @@ TEST(MethodCLI, EveryMethodTrainsOneEpochAndWritesACheckpoint) {
       "--method simclr --negatives memory-bank --bank-negatives 64",
       "--method supcon --negatives memory-bank --bank-negatives 64",
       "--method simclr --multi-crop 2x28,2x14 --proj-bn",
+      "--method cds --cds-loss ce",  // the DSN baseline (docs/methods.md §2)
   };
   int i = 0;
   for (const auto& r : runs) {

@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
     c->add_option("--batch-size", eval_batch, "evaluation batch size")->capture_default_str();
     c->add_flag("--json", json, "print one JSON object on stdout");
   };
-  auto* eval = app.add_subcommand("eval", "test top-1/top-5 of a checkpoint's classifier (heads dropped)");
+  auto* eval = app.add_subcommand("eval", "test top-1/top-5 and ECE of a checkpoint's classifier (heads dropped)");
   add_common(eval);
   auto* knn = app.add_subcommand("knn", "weighted kNN accuracy of a checkpoint's backbone features");
   add_common(knn);
@@ -268,10 +268,14 @@ int main(int argc, char** argv) {
       TopK top = evaluate_classifier_sharded(*m.method, m.data.test, m.norm, m.device, eval_batch);
       if (!lead) return 0;
       if (json) {
-        print_json(
-            {{"top1", top.top1}, {"top5", top.top5}, {"count", top.count}, {"method", m.config.method.name}});
+        print_json({{"top1", top.top1},
+                    {"top5", top.top5},
+                    {"ece", top.ece},
+                    {"count", top.count},
+                    {"method", m.config.method.name}});
       } else {
-        std::cout << "test top-1 " << top.top1 << ", top-5 " << top.top5 << " over " << top.count << " images\n";
+        std::cout << "test top-1 " << top.top1 << ", top-5 " << top.top5 << ", ECE " << top.ece
+                  << " (15 bins) over " << top.count << " images\n";
       }
       return 0;
     }

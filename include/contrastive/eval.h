@@ -19,12 +19,37 @@ struct Normalization {
 // uint8 [B,C,H,W] -> normalised float on `device` (the `test` transform).
 torch::Tensor normalize_images(const torch::Tensor& images, const Normalization& norm, torch::Device device);
 
+// Accuracies and the ECE are fractions in [0, 1], like every accuracy of the library (metrics.jsonl, --json).
 struct TopK {
   double top1 = 0, top5 = 0;
+  double ece = 0;  // expected calibration error, 15 bins (CalibrationBins, docs/experiments.md)
   int64_t count = 0;
 };
 
-// Top-1/top-5 of the method's classifier over a dataset, in eval mode, no grad.
+// Expected calibration error (Guo et al., ICML 2017; docs/experiments.md). Confidence is the largest class
+// probability and the prediction its class. Sample i falls into bin b = ceil(conf_i * B) - 1 (clamped to
+// [0, B-1]), so the bins are (0, 1/B], (1/B, 2/B], ..., ((B-1)/B, 1]. Per bin the sums are kept, not the means,
+// so that the bins of several shards or batches add up exactly:
+//   ECE = sum_b (|B_b| / N) * |acc(B_b) - conf(B_b)| = sum_b |correct_b - confidence_b| / N.
+struct CalibrationBins {
+  CalibrationBins() : CalibrationBins(15) {}
+  explicit CalibrationBins(int64_t bins);  // bins < 1 -> InputError
+  // probs [N, C] (rows are probability vectors, e.g. softmax of the logits), labels int64 [N]. A wrong shape, or
+  // values outside [0, 1] (logits passed by mistake), -> InputError.
+  void add(const torch::Tensor& probs, const torch::Tensor& labels);
+  void add(const CalibrationBins& other);  // same number of bins, else InputError
+  int64_t bins() const { return static_cast<int64_t>(count.size()); }
+  double total() const;  // N
+  double ece() const;    // 0 when N is 0
+  // One entry per bin: samples, sum of their confidences, correct predictions among them.
+  std::vector<double> count, confidence, correct;
+};
+
+// The ECE of one set of predictions: CalibrationBins(bins), add(probs, labels), ece().
+double expected_calibration_error(const torch::Tensor& probs, const torch::Tensor& labels, int64_t bins = 15);
+
+// Top-1/top-5 and the 15-bin ECE (of the softmax of the logits) of the method's classifier over a dataset, in
+// eval mode, no grad.
 TopK evaluate_classifier(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
                          int64_t batch_size = 512);
 
@@ -33,7 +58,8 @@ torch::Tensor extract_features(MethodImpl& method, const Dataset& data, const No
                                torch::Device device, int64_t batch_size = 512);
 
 // Several processes (dist.h): each rank evaluates every world_size-th image and the results are combined
-// (counts added; features gathered back into dataset order on every rank). One process: the functions above.
+// (counts and calibration bins added; features gathered back into dataset order on every rank). One process: the
+// functions above.
 TopK evaluate_classifier_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data,
                                  const Normalization& norm, torch::Device device, int64_t batch_size = 512);
 torch::Tensor extract_features_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data,

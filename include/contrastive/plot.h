@@ -13,10 +13,10 @@ namespace contrastive {
 // Full path of gnuplot on PATH, "" when it is not installed.
 std::string find_gnuplot();
 
-// Training curves against epoch in four panels: loss, learning rate, test top-1 / kNN top-1 (whichever were
-// recorded), images/s. Several runs are overlaid, each in its own colour, the legend naming the run directory.
-// A run without metrics.jsonl (or with no records) -> InputError naming it; gnuplot failing -> RunError.
-// Returns false, after a warning, when gnuplot is missing (no picture).
+// Training curves against epoch in four panels: loss, learning rate, test top-1 / clean training top-1 / kNN
+// top-1 (whichever were recorded), images/s. Several runs are overlaid, each in its own colour, the legend naming
+// the run directory. A run without metrics.jsonl (or with no records) -> InputError naming it; gnuplot failing ->
+// RunError. Returns false, after a warning, when gnuplot is missing (no picture).
 bool plot_runs(const std::vector<std::string>& run_dirs, const std::string& out_png);
 // RUN_DIR/curves.png of one run.
 bool plot_run_curves(const std::string& run_dir);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "contrastive/common.h"
 #include "contrastive/dist.h"
 
 namespace contrastive {
@@ -37,24 +38,112 @@ void for_each_batch(MethodImpl& method, const Dataset& data, const Normalization
 
 }  // namespace
 
-TopK evaluate_classifier(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
-                         int64_t batch_size) {
-  TopK r;
-  int64_t c1 = 0, c5 = 0;
+CalibrationBins::CalibrationBins(int64_t bins) {
+  if (bins < 1) throw InputError("calibration: the number of bins must be >= 1, got " + std::to_string(bins));
+  count.assign(static_cast<size_t>(bins), 0.0);
+  confidence.assign(static_cast<size_t>(bins), 0.0);
+  correct.assign(static_cast<size_t>(bins), 0.0);
+}
+
+void CalibrationBins::add(const torch::Tensor& probs, const torch::Tensor& labels) {
+  if (probs.dim() != 2 || labels.dim() != 1 || probs.size(0) != labels.size(0))
+    throw InputError("calibration: probabilities [N, C] and labels [N] expected");
+  if (probs.size(0) == 0) return;
+  torch::NoGradGuard no_grad;
+  auto p = probs.detach().to(torch::kCPU, torch::kDouble);
+  const double lo = p.min().item<double>(), hi = p.max().item<double>();
+  if (!(lo >= 0 && hi <= 1 + 1e-6))
+    throw InputError("calibration: probabilities must lie in [0, 1] (softmax of the logits), found values in [" +
+                     std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  auto [conf, pred] = p.max(1);
+  conf = conf.clamp_max(1.0);
+  const int64_t B = bins();
+  auto bin = (conf * static_cast<double>(B)).ceil().sub(1).clamp(0, B - 1).to(torch::kLong);
+  auto hit = pred.eq(labels.to(torch::kCPU, torch::kLong)).to(torch::kDouble);
+  auto n = torch::bincount(bin, {}, B).to(torch::kDouble).contiguous();
+  auto c = torch::bincount(bin, conf, B).to(torch::kDouble).contiguous();
+  auto k = torch::bincount(bin, hit, B).to(torch::kDouble).contiguous();
+  const double *pn = n.data_ptr<double>(), *pc = c.data_ptr<double>(), *pk = k.data_ptr<double>();
+  for (size_t b = 0; b < count.size(); ++b) {
+    count[b] += pn[b];
+    confidence[b] += pc[b];
+    correct[b] += pk[b];
+  }
+}
+
+void CalibrationBins::add(const CalibrationBins& other) {
+  if (other.bins() != bins())
+    throw InputError("calibration: cannot add " + std::to_string(other.bins()) + " bins to " +
+                     std::to_string(bins()));
+  for (size_t b = 0; b < count.size(); ++b) {
+    count[b] += other.count[b];
+    confidence[b] += other.confidence[b];
+    correct[b] += other.correct[b];
+  }
+}
+
+double CalibrationBins::total() const {
+  double n = 0;
+  for (double c : count) n += c;
+  return n;
+}
+
+double CalibrationBins::ece() const {
+  const double n = total();
+  if (n <= 0) return 0.0;
+  double sum = 0;
+  for (size_t b = 0; b < count.size(); ++b) sum += std::abs(correct[b] - confidence[b]);
+  return sum / n;
+}
+
+double expected_calibration_error(const torch::Tensor& probs, const torch::Tensor& labels, int64_t bins) {
+  CalibrationBins cal(bins);
+  cal.add(probs, labels);
+  return cal.ece();
+}
+
+namespace {
+
+// Top-1/top-5 counts and the calibration bins of the classifier over `data` (TopK without the ECE filled in).
+struct ClassifierCounts {
+  int64_t top1 = 0, top5 = 0, count = 0;
+  CalibrationBins calibration;
+};
+
+ClassifierCounts count_classifier(MethodImpl& method, const Dataset& data, const Normalization& norm,
+                                  torch::Device device, int64_t batch_size) {
+  ClassifierCounts r;
   for_each_batch(method, data, norm, device, batch_size, [&](const torch::Tensor& x, const torch::Tensor& y) {
-    auto logits = method.classify(x).to(torch::kCPU);
+    auto logits = method.classify(x).to(torch::kCPU, torch::kFloat);
     const int64_t k = std::min<int64_t>(5, logits.size(1));
     auto top = std::get<1>(logits.topk(k, 1));
     auto hit = top.eq(y.view({-1, 1}));
-    c1 += hit.narrow(1, 0, 1).sum().item<int64_t>();
-    c5 += hit.sum().item<int64_t>();
+    r.top1 += hit.narrow(1, 0, 1).sum().item<int64_t>();
+    r.top5 += hit.sum().item<int64_t>();
     r.count += y.size(0);
+    // A diverged model's non-finite logits count as confidence 0 instead of stopping the evaluation.
+    r.calibration.add(torch::nan_to_num(torch::softmax(logits.to(torch::kDouble), 1), 0.0, 0.0, 0.0), y);
   });
-  if (r.count > 0) {
-    r.top1 = static_cast<double>(c1) / r.count;
-    r.top5 = static_cast<double>(c5) / r.count;
-  }
   return r;
+}
+
+TopK to_topk(double top1, double top5, int64_t count, const CalibrationBins& calibration) {
+  TopK r;
+  r.count = count;
+  if (count > 0) {
+    r.top1 = top1 / static_cast<double>(count);
+    r.top5 = top5 / static_cast<double>(count);
+  }
+  r.ece = calibration.ece();
+  return r;
+}
+
+}  // namespace
+
+TopK evaluate_classifier(MethodImpl& method, const Dataset& data, const Normalization& norm, torch::Device device,
+                         int64_t batch_size) {
+  const ClassifierCounts c = count_classifier(method, data, norm, device, batch_size);
+  return to_topk(static_cast<double>(c.top1), static_cast<double>(c.top5), c.count, c.calibration);
 }
 
 torch::Tensor extract_features(MethodImpl& method, const Dataset& data, const Normalization& norm,
@@ -137,14 +226,24 @@ TopK evaluate_classifier_sharded(MethodImpl& method, const std::shared_ptr<Datas
                                  const Normalization& norm, torch::Device device, int64_t batch_size) {
   if (!dist::active()) return evaluate_classifier(method, *data, norm, device, batch_size);
   auto shard = take_indices(data, torch::arange(dist::rank(), data->size(), dist::world_size(), torch::kLong));
-  TopK local = shard->size() > 0 ? evaluate_classifier(method, *shard, norm, device, batch_size) : TopK{};
-  auto sums = dist::all_reduce_sum(torch::tensor(
-      {local.top1 * local.count, local.top5 * local.count, static_cast<double>(local.count)}, torch::kDouble));
-  TopK out;
-  out.count = static_cast<int64_t>(sums[2].item<double>());
-  out.top1 = out.count ? sums[0].item<double>() / out.count : 0;
-  out.top5 = out.count ? sums[1].item<double>() / out.count : 0;
-  return out;
+  ClassifierCounts local =
+      shard->size() > 0 ? count_classifier(method, *shard, norm, device, batch_size) : ClassifierCounts{};
+  // One sum over ranks: the three counts, then every bin's count, confidence sum and correct count.
+  std::vector<double> v{static_cast<double>(local.top1), static_cast<double>(local.top5),
+                        static_cast<double>(local.count)};
+  const auto& cal = local.calibration;
+  for (const auto* part : {&cal.count, &cal.confidence, &cal.correct})
+    v.insert(v.end(), part->begin(), part->end());
+  auto sums = dist::all_reduce_sum(torch::tensor(v, torch::kDouble));
+  auto at = [&](int64_t i) { return sums[i].item<double>(); };
+  CalibrationBins all(cal.bins());
+  const int64_t B = cal.bins();
+  for (int64_t b = 0; b < B; ++b) {
+    all.count[b] = at(3 + b);
+    all.confidence[b] = at(3 + B + b);
+    all.correct[b] = at(3 + 2 * B + b);
+  }
+  return to_topk(at(0), at(1), static_cast<int64_t>(at(2)), all);
 }
 
 torch::Tensor extract_features_sharded(MethodImpl& method, const std::shared_ptr<Dataset>& data,

@@ -88,7 +88,7 @@ bool gnuplot_or_warn(std::string& gnuplot, const std::string& what) {
 struct RunCurves {
   std::string name;
   std::string data_file;
-  bool has_test = false, has_knn = false;
+  bool has_test = false, has_knn = false, has_train = false;
 };
 
 // The run directory's own name (what a user recognises in a legend), also for "runs/x/".
@@ -114,7 +114,7 @@ RunCurves write_run_data(const std::string& run_dir, const fs::path& data_file) 
   run.name = run_name(run_dir);
   run.data_file = data_file.string();
   std::ofstream out(data_file);
-  out << "# epoch loss lr test_top1 knn_top1 images_per_s\n";
+  out << "# epoch loss lr test_top1 knn_top1 images_per_s train_clean_top1\n";
   std::string line;
   int64_t records = 0, line_no = 0;
   while (std::getline(in, line)) {
@@ -131,9 +131,11 @@ RunCurves write_run_data(const std::string& run_dir, const fs::path& data_file) 
     if (!rec.contains("epoch")) continue;
     run.has_test |= rec.contains("test_top1");
     run.has_knn |= rec.contains("knn_top1");
+    run.has_train |= rec.contains("train_clean_top1");
     out << value_or_missing(rec, "epoch") << " " << value_or_missing(rec, "loss") << " "
         << value_or_missing(rec, "lr") << " " << value_or_missing(rec, "test_top1") << " "
-        << value_or_missing(rec, "knn_top1") << " " << value_or_missing(rec, "images_per_s") << "\n";
+        << value_or_missing(rec, "knn_top1") << " " << value_or_missing(rec, "images_per_s") << " "
+        << value_or_missing(rec, "train_clean_top1") << "\n";
     ++records;
   }
   if (records == 0) throw InputError(metrics + ": no epoch records to plot");
@@ -188,7 +190,12 @@ bool plot_runs(const std::vector<std::string>& run_dirs, const std::string& out_
   const std::vector<Panel> panels = {
       {"training loss", "loss", {{2, "", nullptr}}},
       {"learning rate", "lr", {{3, "", nullptr}}},
-      {"top-1 accuracy", "top-1", {{4, " test", &RunCurves::has_test}, {5, " kNN", &RunCurves::has_knn}}},
+      // Clean training top-1 next to test top-1: the gap between the two is the overfitting.
+      {"top-1 accuracy",
+       "top-1",
+       {{4, " test", &RunCurves::has_test},
+        {7, " train (clean)", &RunCurves::has_train},
+        {5, " kNN", &RunCurves::has_knn}}},
       {"throughput", "images/s", {{6, "", nullptr}}},
   };
   std::ostringstream s;

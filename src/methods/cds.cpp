@@ -1,5 +1,6 @@
 // Contrastive Deep Supervision (docs/methods.md §2): CE on view 1 at the last layer plus λ·Σ_l SupCon (or the
 // label-free SimCLR loss) on the four stage embeddings, both views through one forward (BN sees 2B images).
+// `--cds-loss ce` is the DSN baseline: a Linear classifier on each of the heads of stages 1..3, trained with CE.
 // Semi-supervised: CE and SupCon on labelled images, SimCLR on unlabelled ones. Distillation: feature distance
 // to a CDS teacher's embeddings plus KD on logits. The heads are dropped at inference.
 #include "contrastive/common.h"
@@ -19,7 +20,7 @@ struct CDSOptions {
   TORCH_ARG(double, label_smoothing) = 0.0;
   TORCH_ARG(double, lambda) = 0.1;                                            // weight of the contrastive terms
   TORCH_ARG(std::vector<double>, weights) = std::vector<double>{1, 1, 1, 1};  // per stage 1..4, times lambda
-  TORCH_ARG(std::string, loss) = "supcon";                                    // supcon | simclr
+  TORCH_ARG(std::string, loss) = "supcon";                                    // supcon | simclr | ce
   TORCH_ARG(std::string, head) = "sepconv";                                   // sepconv | mlp
   TORCH_ARG(double, labeled_fraction) = 1.0;                                  // semi-supervised
   TORCH_ARG(int64_t, labeled_per_class) = 0;
@@ -74,6 +75,10 @@ class CDSMethod : public ResNetMethod {
     std::vector<int64_t> ch;
     for (int64_t s = 0; s < 4; ++s) ch.push_back(net->stage_channels(s));
     heads = register_module("heads", CDSHeads(ch, cfg_.head()));
+    if (cfg_.loss() == "ce") {  // DSN: one classifier per auxiliary head (stages 1..3), training-only like them
+      aux_fc = register_module("aux_fc", torch::nn::ModuleList());
+      for (int64_t l = 0; l < 3; ++l) aux_fc->push_back(torch::nn::Linear(ch[3], spec.num_classes));
+    }
     supcon_ = SupConLossOptions().temperature(cfg_.temperature()).base_temperature(cfg_.base_temperature());
     if (cfg_.labeled_fraction() < 1.0 || cfg_.labeled_per_class() > 0) {
       labeled = register_buffer("labeled", choose_labeled(spec.train_labels, cfg_.labeled_fraction(),
@@ -96,30 +101,31 @@ class CDSMethod : public ResNetMethod {
     torch::Tensor lab;
     if (labeled.defined()) lab = labeled.index_select(0, indices.to(labeled.device())).to(labels.device());
     LossTerms out;
-    if (lab.defined()) {
-      auto li = lab.nonzero().view(-1);
-      out.terms["ce"] =
-          li.numel() ? F::cross_entropy(s_logits.index_select(0, li), labels.index_select(0, li),
-                                        F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing()))
-                     : s_logits.sum() * 0;
-    } else {
-      out.terms["ce"] =
-          F::cross_entropy(s_logits, labels, F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing()));
-    }
+    out.terms["ce"] = labelled_ce(s_logits, labels, lab);
     out.stats["train_top1"] = accuracy(s_logits, labels);
-
-    // Several processes: the contrastive terms are those of the global batch (CE stays per process and is
-    // averaged with the gradients).
-    auto all_labels = dist::gather_for_loss_nograd(labels);
-    auto all_lab = lab.defined() ? dist::gather_for_loss_nograd(lab.to(torch::kUInt8)).to(torch::kBool) : lab;
     std::vector<torch::Tensor> normalised;
-    for (int64_t l = 0; l < 4; ++l) {
-      auto e = l2n(embeddings[l]);
-      normalised.push_back(e);
-      const double w = cfg_.lambda() * cfg_.weights()[l];
-      if (w == 0) continue;
-      auto feats = dist::gather_for_loss(torch::stack({e.narrow(0, 0, B), e.narrow(0, B, B)}, 1));  // [B, 2, D]
-      out.terms["contrast_s" + std::to_string(l + 1)] = w * stage_contrastive(feats, all_labels, all_lab);
+    for (const auto& e : embeddings) normalised.push_back(l2n(e));
+    if (aux_fc) {
+      // DSN (--cds-loss ce): CE of each auxiliary classifier on view 1, like the final CE, per process. Stage 4
+      // has no term of its own: its classifier is `fc`, whose CE is "ce" above, so w_4 is not used.
+      for (int64_t l = 0; l < 3; ++l) {
+        const double w = cfg_.lambda() * cfg_.weights()[l];
+        if (w == 0) continue;
+        auto aux_logits = aux_fc->at<torch::nn::LinearImpl>(l).forward(embeddings[l].narrow(0, 0, B));
+        out.terms["ce_s" + std::to_string(l + 1)] = w * labelled_ce(aux_logits, labels, lab);
+      }
+    } else {
+      // Several processes: the contrastive terms are those of the global batch (CE stays per process and is
+      // averaged with the gradients).
+      auto all_labels = dist::gather_for_loss_nograd(labels);
+      auto all_lab = lab.defined() ? dist::gather_for_loss_nograd(lab.to(torch::kUInt8)).to(torch::kBool) : lab;
+      for (int64_t l = 0; l < 4; ++l) {
+        const double w = cfg_.lambda() * cfg_.weights()[l];
+        if (w == 0) continue;
+        const auto& e = normalised[l];
+        auto feats = dist::gather_for_loss(torch::stack({e.narrow(0, 0, B), e.narrow(0, B, B)}, 1));  // [B, 2, D]
+        out.terms["contrast_s" + std::to_string(l + 1)] = w * stage_contrastive(feats, all_labels, all_lab);
+      }
     }
     if (teacher_) distill(x, s_logits, normalised, B, out);
     return out;
@@ -130,10 +136,21 @@ class CDSMethod : public ResNetMethod {
   torch::Tensor labeled_mask() const override { return labeled; }
 
   CDSHeads heads{nullptr};
+  torch::nn::ModuleList aux_fc{nullptr};  // --cds-loss ce: Linear(C_4, classes) per head of stages 1..3
   torch::Tensor labeled;
   std::vector<torch::nn::Linear> adapt;
 
  private:
+  // Cross-entropy over the samples that carry labels (`lab` undefined: all of them; none: a zero that keeps the
+  // graph).
+  torch::Tensor labelled_ce(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& lab) {
+    const auto opts = F::CrossEntropyFuncOptions().label_smoothing(cfg_.label_smoothing());
+    if (!lab.defined()) return F::cross_entropy(logits, labels, opts);
+    auto li = lab.nonzero().view(-1);
+    if (li.numel() == 0) return logits.sum() * 0;
+    return F::cross_entropy(logits.index_select(0, li), labels.index_select(0, li), opts);
+  }
+
   // SupCon with labels (cds_loss supcon) or SimCLR; semi-supervised: SupCon on labelled + SimCLR on unlabelled.
   torch::Tensor stage_contrastive(const torch::Tensor& feats, const torch::Tensor& labels,
                                   const torch::Tensor& lab) {
@@ -232,7 +249,7 @@ void register_cds(MethodRegistry& registry) {
          &o.weights(),
          "per-stage multipliers of lambda, stages 1..4 (0 drops a stage)",
          {"cds_weights"}},
-        {"loss", "cds-loss", &o.loss(), "stage loss: supcon | simclr", {"cds_loss"}},
+        {"loss", "cds-loss", &o.loss(), "stage loss: supcon | simclr | ce", {"cds_loss"}},
         {"head", "cds-head", &o.head(), "auxiliary heads: sepconv | mlp", {"cds_head"}},
         label_fraction_key(o.labeled_fraction()),
         label_per_class_key(o.labeled_per_class()),
@@ -252,8 +269,8 @@ void register_cds(MethodRegistry& registry) {
     check_option(o.lambda() >= 0, "cds-lambda", show_value(o.lambda()) + " (must be >= 0)");
     check_option(o.weights().size() == 4, "cds-weights", "needs 4 numbers (stages 1..4)");
     for (double w : o.weights()) check_option(w >= 0, "cds-weights", show_value(w) + " (must be >= 0)");
-    check_option(o.loss() == "supcon" || o.loss() == "simclr", "cds-loss",
-                 "'" + o.loss() + "' (expected one of: simclr, supcon)");
+    check_option(o.loss() == "supcon" || o.loss() == "simclr" || o.loss() == "ce", "cds-loss",
+                 "'" + o.loss() + "' (expected one of: ce, simclr, supcon)");
     check_option(o.head() == "sepconv" || o.head() == "mlp", "cds-head",
                  "'" + o.head() + "' (expected one of: mlp, sepconv)");
     check_label_split(o.labeled_fraction(), o.labeled_per_class());

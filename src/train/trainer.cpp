@@ -219,6 +219,20 @@ namespace {
 // (SimSiam, width 8, batch 128, lr 0.5): 15.6-47 with the stop-gradient, 1.35-1.9 without it once collapsed.
 constexpr double kCollapsedRank = 3.0;
 
+// Classifier runs also log the top-1 on clean training images (test transform, eval mode), for overfitting
+// curves; at most this many, at evenly spaced positions of the training set (docs/experiments.md).
+constexpr int64_t kTrainEvalImages = 10000;
+
+// The fixed images of that evaluation: floor(i * N / n) for i < n = min(N, cap). Evenly spaced rather than the
+// first n, so that a training set stored class by class (folders) still gives every class its share.
+std::shared_ptr<Dataset> train_eval_subset(const std::shared_ptr<Dataset>& train, int64_t cap) {
+  const int64_t size = train->size(), n = std::min(size, cap);
+  if (n == size) return train;
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i * size / n;
+  return take_indices(train, torch::tensor(idx, torch::kLong));
+}
+
 std::string format_duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
   std::ostringstream ss;
@@ -641,6 +655,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     return std::chrono::duration<double>(last_checkpoint_time - start).count();
   };
 
+  const auto train_eval = method->has_classifier() ? train_eval_subset(data.train, kTrainEvalImages) : nullptr;
   TrainResult result;
   result.run_dir = run_dir;
   result.nan_skips = pos.nan_skips;
@@ -776,6 +791,9 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       TopK top = evaluate_classifier_sharded(*method, data.test, norm, device);
       rec["test_top1"] = top.top1;
       rec["test_top5"] = top.top5;
+      rec["test_ece"] = top.ece;
+      // Not the `train_top1` stat (view 1 of the augmented batches, train-mode BN, while the weights move).
+      rec["train_clean_top1"] = evaluate_classifier_sharded(*method, train_eval, norm, device).top1;
       result.last_test_top1 = top.top1;
       result.best_test_top1 = std::max(result.best_test_top1, top.top1);
       metric = top.top1;
@@ -821,7 +839,9 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     summary << "epoch " << epoch + 1 << "/" << tc.epochs << ": loss " << std::fixed << std::setprecision(4)
             << rec["loss"].get<double>();
     if (rec.contains("test_top1"))
-      summary << ", test top-1 " << std::setprecision(4) << rec["test_top1"].get<double>();
+      summary << ", test top-1 " << std::setprecision(4) << rec["test_top1"].get<double>() << " (ECE "
+              << rec["test_ece"].get<double>() << "; clean train top-1 " << rec["train_clean_top1"].get<double>()
+              << ")";
     if (rec.contains("knn_top1"))
       summary << ", kNN top-1 " << std::setprecision(4) << rec["knn_top1"].get<double>();
     summary << ", " << std::setprecision(0) << rec["images_per_s"].get<double>() << " img/s, "

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The overfitting regime (docs/experiments.md): few training images, many epochs, the CDS reference's step schedule
+# (lr / 10 at 90, 180 and 280 of 300 epochs) scaled to EPOCHS, weight decay 5e-4 and the `cds` augmentation (view 1
+# with Cutout) for every row. Rows: CE, CDS (SupCon), CDS (SimCLR) and DSN (deep supervision by cross-entropy,
+# --cds-loss ce), over seeds. Writes OUT/table.md: best and last test top-1, last test ECE, last clean train top-1.
+# Knobs (environment):
+#   SUBSET   training images (default 2000)          EPOCHS  epochs (default 100)
+#   SEEDS    seeds (default "0 1 2")                 JOBS    runs at a time, each with --threads 1 (default 2)
+#   ROWS     any of "ce cds-supcon cds-simclr dsn" (default all)
+#   EXTRA    flags added to every run                DATASET (default fashion-mnist)
+#   OUT      (default runs/overfit)                  BIN     (default build/contrastive)
+# Rerunning continues: a finished run (EPOCHS records in metrics.jsonl) is skipped, an unfinished one is started
+# again with the same command, which resumes it from its checkpoint (automatic resume, README "Long jobs").
+# shellcheck disable=SC2046  # lists of run directories are split into arguments on purpose
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-build/contrastive}
+OUT=${OUT:-runs/overfit}
+SUBSET=${SUBSET:-2000}
+EPOCHS=${EPOCHS:-100}
+SEEDS=${SEEDS:-0 1 2}
+JOBS=${JOBS:-2}
+EXTRA=${EXTRA:-}
+DATASET=${DATASET:-fashion-mnist}
+ROWS=${ROWS:-ce cds-supcon cds-simclr dsn}
+for r in $ROWS; do
+  case "$r" in
+    ce | cds-supcon | cds-simclr | dsn) ;;
+    *) echo "overfit_table.sh: unknown row '$r' in ROWS (expected any of: ce cds-supcon cds-simclr dsn)" >&2; exit 2 ;;
+  esac
+done
+if ! [[ "$JOBS" =~ ^[1-9][0-9]*$ ]]; then echo "overfit_table.sh: JOBS must be a positive integer, got '$JOBS'" >&2; exit 2; fi
+if [ ! -x "$BIN" ]; then echo "overfit_table.sh: $BIN not found (build first, or set BIN)" >&2; exit 2; fi
+want() { [[ " $ROWS " == *" $1 "* ]]; }
+# Milestones as fractions of the run (all < 1): 90/300, 180/300, 280/300. `--views 2`: the cds preset makes two
+# views; CE trains on the first (crop, flip, Cutout), the view CDS's own cross-entropy sees.
+COMMON="--dataset $DATASET --arch resnet18 --width 16 --epochs $EPOCHS --train-subset $SUBSET \
+--schedule step --milestones 0.3,0.6,0.9333 --weight-decay 5e-4 --augment cds --views 2 --knn-every 0 \
+--threads 1 $EXTRA"
+mkdir -p "$OUT"
+
+run() {  # run NAME ARGS...: skips a finished run, resumes an unfinished one; a failure leaves OUT/NAME.failed
+  local name=$1
+  shift
+  local metrics="$OUT/$name/metrics.jsonl"
+  rm -f "$OUT/$name.failed"
+  if [ -f "$metrics" ] && [ "$(grep -c . "$metrics")" -ge "$EPOCHS" ]; then
+    echo "$name: finished earlier"
+    return 0
+  fi
+  echo "$name: training (log $OUT/$name.log)"
+  local rc=0
+  # shellcheck disable=SC2086  # COMMON holds several flags
+  "$BIN" train "$@" $COMMON --out "$OUT/$name" >> "$OUT/$name.log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "$name: failed (exit $rc), see $OUT/$name.log" >&2
+    echo "$rc" > "$OUT/$name.failed"
+  else
+    echo "$name: done"
+  fi
+}
+
+launch() {  # launch NAME ARGS...: run in the background, at most JOBS at a time
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+  run "$@" &
+}
+# A SIGTERM to the script reaches the runs too: each writes its checkpoint and stops (a rerun resumes it).
+trap 'kill -TERM $(jobs -rp) 2>/dev/null; wait; exit 143' TERM
+
+for s in $SEEDS; do
+  want ce && launch ce-s"$s" --method ce --seed "$s"
+  want cds-supcon && launch cds-supcon-s"$s" --method cds --seed "$s"
+  want cds-simclr && launch cds-simclr-s"$s" --method cds --cds-loss simclr --seed "$s"
+  want dsn && launch dsn-s"$s" --method cds --cds-loss ce --seed "$s"
+done
+wait
+
+COLS=best,last,ece,train,seconds,seeds
+sum() { python3 scripts/summarize.py --cols $COLS "$1" $(for s in $SEEDS; do echo "$OUT/$2-s$s"; done); }
+{
+  echo "Overfitting regime: $DATASET, $SUBSET training images, $EPOCHS epochs (step schedule at 30/60/93% of them),"
+  echo "weight decay 5e-4, cds augmentation (Cutout) for every row; mean ± std over seeds $SEEDS."
+  echo
+  python3 scripts/summarize.py --cols $COLS --header
+  want ce && sum "CE" ce
+  want cds-supcon && sum "CDS (SupCon)" cds-supcon
+  want cds-simclr && sum "CDS (SimCLR)" cds-simclr
+  want dsn && sum "DSN (CE on the heads)" dsn
+  true  # the group's status is not that of the last `want`
+} | tee "$OUT/table.md"
+
+failed=$(find "$OUT" -maxdepth 1 -name '*.failed' | wc -l)
+if [ "$failed" -gt 0 ]; then
+  echo "overfit_table.sh: $failed run(s) failed (OUT/*.failed); the table leaves them out or shows them partly" >&2
+  exit 1
+fi
