@@ -66,8 +66,12 @@ CpuBf16Autocast::~CpuBf16Autocast() {
 
 void module_to_channels_last(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
+  // The same trap as in views_to_channels_last below: a 1x1 kernel [O,I,1,1] or a one-channel stem [O,1,k,k]
+  // already counts as channels-last-contiguous, so contiguous(ChannelsLast) kept its NCHW strides; those layers'
+  // backward then mixed layouts (BatchNorm and ReLU backward of layer 2 up to 10x slower than in Python).
   for (auto& p : module.parameters())
-    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    if (p.dim() == 4 && p.suggest_memory_format() != torch::MemoryFormat::ChannelsLast)
+      p.set_data(torch::empty_like(p, torch::MemoryFormat::ChannelsLast).copy_(p));
 }
 
 std::vector<torch::Tensor> views_to_channels_last(std::vector<torch::Tensor> views) {
