@@ -32,39 +32,14 @@ for f in $FRACTIONS; do
     exit 2
   fi
 done
-if ! [[ "$JOBS" =~ ^[1-9][0-9]*$ ]]; then echo "label_fraction.sh: JOBS must be a positive integer, got '$JOBS'" >&2; exit 2; fi
-if [ ! -x "$BIN" ]; then echo "label_fraction.sh: $BIN not found (build first, or set BIN)" >&2; exit 2; fi
+SCRIPT=label_fraction.sh
+# shellcheck source=scripts/runs_lib.sh
+source scripts/runs_lib.sh  # run, launch, check_jobs_and_bin; the TERM trap
+check_jobs_and_bin
 COMMON="--dataset $DATASET --arch resnet18 --width 16 --epochs $EPOCHS --train-subset $SUBSET --knn-every 0 \
 --threads 1 $EXTRA"
 mkdir -p "$OUT"
 
-run() {  # run NAME ARGS...: skips a finished run, resumes an unfinished one; a failure leaves OUT/NAME.failed
-  local name=$1
-  shift
-  local metrics="$OUT/$name/metrics.jsonl"
-  rm -f "$OUT/$name.failed"
-  if [ -f "$metrics" ] && [ "$(grep -c . "$metrics")" -ge "$EPOCHS" ]; then
-    echo "$name: finished earlier"
-    return 0
-  fi
-  echo "$name: training (log $OUT/$name.log)"
-  local rc=0
-  # shellcheck disable=SC2086  # COMMON holds several flags
-  "$BIN" train "$@" $COMMON --out "$OUT/$name" >> "$OUT/$name.log" 2>&1 || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    echo "$name: failed (exit $rc), see $OUT/$name.log" >&2
-    echo "$rc" > "$OUT/$name.failed"
-  else
-    echo "$name: done"
-  fi
-}
-
-launch() {  # launch NAME ARGS...: run in the background, at most JOBS at a time
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
-  run "$@" &
-}
-# A SIGTERM to the script reaches the runs too: each writes its checkpoint and stops (a rerun resumes it).
-trap 'kill -TERM $(jobs -rp) 2>/dev/null; wait; exit 143' TERM
 
 for s in $SEEDS; do
   for f in $FRACTIONS; do

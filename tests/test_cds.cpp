@@ -25,6 +25,19 @@ MethodSpec cds_spec(const std::string& arch, int64_t size, int64_t channels) {
   spec.train_labels = torch::arange(100, torch::kLong).remainder(10);
   return spec;
 }
+
+// A second method of `spec` holding the state `saved` (taken before the first one's forward moved its BN
+// statistics), in train mode: the reference side of the hand-built loss sums below.
+MethodPtr method_from_state(const MethodSpec& spec, torch::serialize::OutputArchive& saved) {
+  auto ref = make_method(spec);
+  std::stringstream ss;
+  saved.save_to(ss);
+  torch::serialize::InputArchive in;
+  in.load_from(ss);
+  ref->load(in);
+  ref->train();
+  return ref;
+}
 }  // namespace
 
 TEST(CDS, HeadsMapEveryStageToTheLastStageWidthForEveryDepthAndSize) {
@@ -63,13 +76,7 @@ TEST(CDS, LossIsCEOnViewOnePlusWeightedSupConOverFourStages) {
   auto terms = m->loss({v1, v2}, y, idx, StepContext{});
   EXPECT_EQ(terms.terms.count("contrast_s3"), 0u);  // weight 0 drops the stage
 
-  auto ref = make_method(spec);
-  std::stringstream ss;
-  saved.save_to(ss);
-  torch::serialize::InputArchive in;
-  in.load_from(ss);
-  ref->load(in);
-  ref->train();
+  auto ref = method_from_state(spec, saved);
   auto backbone = std::dynamic_pointer_cast<ResNetImpl>(ref->backbone());
   auto heads = std::dynamic_pointer_cast<CDSHeadsImpl>(ref->named_children()["heads"]);
   ASSERT_TRUE(heads);
@@ -186,13 +193,7 @@ TEST(CDS, DSNVariantIsCEOfAClassifierOnEachAuxiliaryHead) {
   EXPECT_EQ(names, (std::vector<std::string>{"ce", "ce_s1", "ce_s2", "ce_s3"}));  // no contrastive terms
 
   // By hand on a copy of the state: CE(fc(e_4)) + λ Σ_{l=1..3} w_l CE(aux_l(e_l)), all on view 1.
-  auto ref = make_method(spec);
-  std::stringstream ss;
-  saved.save_to(ss);
-  torch::serialize::InputArchive in;
-  in.load_from(ss);
-  ref->load(in);
-  ref->train();
+  auto ref = method_from_state(spec, saved);
   auto rb = std::dynamic_pointer_cast<ResNetImpl>(ref->backbone());
   auto heads = std::dynamic_pointer_cast<CDSHeadsImpl>(ref->named_children()["heads"]);
   auto raux = std::dynamic_pointer_cast<torch::nn::ModuleListImpl>(ref->named_children()["aux_fc"]);
