@@ -64,14 +64,25 @@ CpuBf16Autocast::~CpuBf16Autocast() {
   at::autocast::clear_cache();
 }
 
+namespace {
+// `t` with real NHWC strides: itself when suggest_memory_format() already says channels-last (unlike
+// is_contiguous(ChannelsLast), it does not count size-1 dimensions as matching either layout), else a copy.
+torch::Tensor with_nhwc_strides(const torch::Tensor& t) {
+  if (t.suggest_memory_format() == torch::MemoryFormat::ChannelsLast) return t;
+  return torch::empty_like(t, torch::MemoryFormat::ChannelsLast).copy_(t);
+}
+}  // namespace
+
 void module_to_channels_last(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   // The same trap as in views_to_channels_last below: a 1x1 kernel [O,I,1,1] or a one-channel stem [O,1,k,k]
   // already counts as channels-last-contiguous, so contiguous(ChannelsLast) kept its NCHW strides; those layers'
   // backward then mixed layouts (BatchNorm and ReLU backward of layer 2 up to 10x slower than in Python).
-  for (auto& p : module.parameters())
-    if (p.dim() == 4 && p.suggest_memory_format() != torch::MemoryFormat::ChannelsLast)
-      p.set_data(torch::empty_like(p, torch::MemoryFormat::ChannelsLast).copy_(p));
+  for (auto& p : module.parameters()) {
+    if (p.dim() != 4) continue;
+    auto nhwc = with_nhwc_strides(p);
+    if (!nhwc.is_same(p)) p.set_data(nhwc);
+  }
 }
 
 std::vector<torch::Tensor> views_to_channels_last(std::vector<torch::Tensor> views) {
@@ -81,8 +92,7 @@ std::vector<torch::Tensor> views_to_channels_last(std::vector<torch::Tensor> vie
   // (its residual add_ 12x slower, ReLU backward 3x; docs/benchmarks.md). A copy into channels-last strides is
   // what Python's .to(memory_format=torch.channels_last) does.
   for (auto& v : views)
-    if (v.dim() == 4 && v.suggest_memory_format() != torch::MemoryFormat::ChannelsLast)
-      v = torch::empty_like(v, torch::MemoryFormat::ChannelsLast).copy_(v);
+    if (v.dim() == 4) v = with_nhwc_strides(v);
   return views;
 }
 
