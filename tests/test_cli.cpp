@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "contrastive/io.h"
+#include "contrastive/platform.h"
 #include "contrastive/registry.h"
 #include "contrastive/train.h"
 #include "test_runs.h"
@@ -152,8 +153,12 @@ TEST(CLI, SemiSupervisedRunRecordsItsStratifiedLabelSplit) {
 TEST(CliFastPath, Bf16ChannelsLastTrainsAndResumesBitIdentically) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const std::string dir = test_util::temp_dir("bf16");
-  const std::string flags =
-      "train --method simclr --epochs 2 --seed 4 --knn-every 0 --bf16 --channels-last " + test_util::quick_flags();
+  // This CPU's fast path: bf16 only with native support (refused otherwise), channels-last at width >= 8
+  // (config.h, kMinChannelsLastWidth).
+  const std::string precision = host_cpu().native_bf16() ? "--bf16" : "--precision fp32";
+  const std::string flags = "train --method simclr --epochs 2 --seed 4 --knn-every 0 " + precision +
+                            " --channels-last --train-subset 256 --test-subset 128 --width 8 --batch-size 64 "
+                            "--threads 2 --knn-k 20";
   auto full = test_util::run_cli(flags + " --out " + dir + "/full");
   ASSERT_EQ(full.status, 0) << full.output;
   auto part = test_util::run_cli(flags + " --stop-after-steps 5 --out " + dir + "/part");

@@ -95,6 +95,38 @@ TEST(Platform, AutoPrecisionPicksBf16OnlyWithNativeBf16AndMeasuredAccuracy) {
   EXPECT_FALSE(a.train.bf16 || a.train.channels_last);
 }
 
+// oneDNN 2.6's AVX2 backward of a strided 1x1 NHWC convolution with < 8 input channels never returns (a width-4
+// ResNet's first downsample): auto picks contiguous there, and an explicit channels-last is refused without
+// AVX-512 instead of hanging.
+TEST(Platform, NarrowModelsAvoidChannelsLastWhereItHangs) {
+  const SpeedContext avx2{false, false, "AMD EPYC"}, avx512{true, false, "Xeon", /*avx512=*/true};
+  for (const auto& ctx : {avx2, avx512}) {
+    Config narrow = method_config("simclr");
+    narrow.model.width = kMinChannelsLastWidth - 1;
+    const std::string why = resolve_speed_defaults(narrow, ctx);
+    EXPECT_EQ(narrow.train.memory_format, "contiguous");
+    EXPECT_NE(why.find("too narrow"), std::string::npos) << why;
+    Config wide = method_config("simclr");
+    wide.model.width = kMinChannelsLastWidth;
+    resolve_speed_defaults(wide, ctx);
+    EXPECT_EQ(wide.train.memory_format, "channels-last");
+  }
+  Config asked = method_config("ce");
+  asked.model.width = 4;
+  asked.train.memory_format = "channels-last";
+  try {
+    resolve_speed_defaults(asked, avx2);
+    FAIL() << "channels-last at width 4 without AVX-512 was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--width >= 8"), std::string::npos) << e.what();
+  }
+  Config ok = method_config("ce");
+  ok.model.width = 4;
+  ok.train.memory_format = "channels-last";
+  resolve_speed_defaults(ok, avx512);  // the kernels that hang are AVX2's
+  EXPECT_EQ(ok.train.memory_format, "channels-last");
+}
+
 TEST(Platform, Bf16WithoutNativeSupportIsRefusedNamingTheFeatureUnlessForced) {
   const SpeedContext avx2{false, false, "AMD EPYC 7B13"};
   Config c = method_config("simclr");
@@ -185,7 +217,8 @@ TEST(PlatformCLI, Bf16IsRefusedOnACpuWithoutNativeBf16) {
   std::ifstream cfg(dir + "/r2/config.yaml");
   std::string yaml((std::istreambuf_iterator<char>(cfg)), std::istreambuf_iterator<char>());
   EXPECT_NE(yaml.find("precision: \"fp32\""), std::string::npos) << yaml;
-  EXPECT_NE(yaml.find("memory_format: \"channels-last\""), std::string::npos) << yaml;
+  // quick_flags train width 4: too narrow for channels-last (config.h, kMinChannelsLastWidth).
+  EXPECT_NE(yaml.find("memory_format: \"contiguous\""), std::string::npos) << yaml;
   auto forced = test_util::run_cli_env(env, base + "/r3 --bf16 --allow-emulated-bf16 --stop-after-steps 1");
   EXPECT_EQ(forced.status, 130) << forced.output;  // ran (and stopped as asked) instead of being refused
 }

@@ -1,7 +1,8 @@
 // The whole public API in one include (docs/architecture.md). Each stage also has its own header:
 // data.h (datasets, loader) -> augment.h / transforms.h (views) -> models.h, losses.h, methods.h, registry.h
-// (networks, losses, methods) -> train.h (the trainer and its pieces) -> eval.h, tsne.h (evaluation) and
-// io.h, export.h, plot.h (checkpoints, export, pictures); config.h, dist.h, platform.h, common.h, bench.h.
+// (networks, losses, methods) -> trainer.h, train.h (the Trainer with its callbacks and run directory;
+// training from a Config) -> eval.h, tsne.h (evaluation) and io.h, export.h, plot.h (checkpoints, export,
+// pictures); config.h, dist.h, platform.h, common.h, bench.h.
 #pragma once
 
 #include "contrastive/augment.h"
@@ -20,5 +21,6 @@
 #include "contrastive/plot.h"
 #include "contrastive/registry.h"
 #include "contrastive/train.h"
+#include "contrastive/trainer.h"
 #include "contrastive/transforms.h"
 #include "contrastive/tsne.h"

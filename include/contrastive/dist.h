@@ -52,12 +52,9 @@ int64_t rank();
 int64_t world_size();
 std::string backend_name();  // "gloo", "nccl", or "none"
 
-// Whether contrastive losses gather embeddings from all ranks (set by the trainer from --no-gather).
-void set_gather_negatives(bool on);
-bool gather_negatives();
-// Whether BatchNorm layers of the backbone use statistics over all ranks (set by the trainer from --sync-bn).
-void set_sync_bn(bool on);
-bool sync_bn();
+// Gathering negatives and synchronising BatchNorm are options of the objects that do them, not process-wide
+// flags: a method reads MethodSpec::config.dist.no_gather and passes `gather` below, and
+// convert_sync_batchnorm (models.h) switches a module's BatchNorm layers.
 
 // ---- collectives (all ranks must call them in the same order; a lost peer -> RunError) ----
 // Copies rank 0's parameters and buffers into every rank's module (start of training, after resume).
@@ -79,10 +76,11 @@ torch::Tensor all_reduce_sum_with_grad(const torch::Tensor& x);
 std::string broadcast_string(const std::string& s);
 void barrier();
 
-// Loss-side helper for methods: all_gather_with_grad when active() and gather_negatives(), else `x` itself.
-torch::Tensor gather_for_loss(const torch::Tensor& x);
+// Loss-side helper for methods: all_gather_with_grad when `gather` and active(), else `x` itself. A method
+// passes gather = !spec.config.dist.no_gather (--no-gather keeps negatives and statistics per process).
+torch::Tensor gather_for_loss(const torch::Tensor& x, bool gather);
 // No-grad variant for labels and indices that go with gather_for_loss.
-torch::Tensor gather_for_loss_nograd(const torch::Tensor& x);
+torch::Tensor gather_for_loss_nograd(const torch::Tensor& x, bool gather);
 
 }  // namespace dist
 }  // namespace contrastive

@@ -17,8 +17,8 @@ namespace contrastive {
 
 // BatchNorm2d that, in training with num_splits > 1, normalises interleaved sub-batches separately: split s
 // holds the samples with index n mod S == s (§4 SplitBatchNorm). Same parameter and buffer names as BN.
-// With one split, in training, and dist::sync_bn() across several processes, the statistics are those of the
-// global batch (synchronised BatchNorm, --sync-bn).
+// With one split, in training, set_sync(true) and several processes, the statistics are those of the global
+// batch (synchronised BatchNorm, --sync-bn; see convert_sync_batchnorm below).
 // (Its own module rather than a BatchNorm2dImpl subclass: Debian's libtorch does not export the pieces a
 // subclass's vtable needs.)
 class SplitBatchNorm2dImpl : public torch::nn::Module {
@@ -27,6 +27,9 @@ class SplitBatchNorm2dImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   int64_t num_splits() const { return num_splits_; }
   void reset_affine();  // γ = 1, β = 0
+  // Synchronised statistics over all processes (when dist::active() and one split); off by default.
+  void set_sync(bool on) { sync_ = on; }
+  bool sync() const { return sync_; }
 
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
@@ -34,8 +37,14 @@ class SplitBatchNorm2dImpl : public torch::nn::Module {
   torch::Tensor sync_forward(const torch::Tensor& x);
   int64_t channels_, num_splits_;
   double momentum_, eps_;
+  bool sync_ = false;
 };
 TORCH_MODULE(SplitBatchNorm2d);
+
+// Switches every single-split SplitBatchNorm2d inside `module` to synchronised statistics (or back, with
+// on = false); returns how many layers it switched. The counterpart of torch's
+// SyncBatchNorm.convert_sync_batchnorm: the choice lives in the module, not in a process-wide flag.
+int64_t convert_sync_batchnorm(torch::nn::Module& module, bool on = true);
 
 struct ResNetOptions {
   TORCH_ARG(std::string, arch) = "resnet18";  // resnet18 | resnet34 | resnet50

@@ -1,5 +1,6 @@
-// The trainer: runs any method over the loader with the optimizer and schedule, evaluates, logs metrics,
-// and writes crash-safe checkpoints. It knows nothing method-specific (docs/architecture.md).
+// Training from a Config: run_training builds a Trainer (trainer.h) with its RunDirectory and callbacks and
+// fits it; the pieces it is made of (schedule, optimizer, speed options, signals, data) are here too. It knows
+// nothing method-specific (docs/architecture.md).
 #pragma once
 
 #include <torch/optim/optimizer.h>
@@ -9,20 +10,9 @@
 
 #include "contrastive/config.h"
 #include "contrastive/methods.h"
+#include "contrastive/trainer.h"
 
 namespace contrastive {
-
-struct TrainResult {
-  std::string run_dir;
-  int64_t epochs_done = 0;
-  bool interrupted = false;       // stopped by a signal or --stop-after-steps after writing a checkpoint
-  bool requeue = false;           // ... by SIGTERM or SIGUSR1 (pre-emption): the job should be requeued
-  bool already_complete = false;  // --out held a finished run of the same configuration: nothing was done
-  double last_test_top1 = -1;     // -1: the method has no classifier
-  double best_test_top1 = -1;
-  double last_knn_top1 = -1;  // -1: kNN monitor off
-  int64_t nan_skips = 0;
-};
 
 // Exit status of `contrastive train` stopped by SIGTERM or SIGUSR1 with a checkpoint written: EX_TEMPFAIL of
 // sysexits.h ("try again later"), so that a job script can requeue on it; SIGINT and --stop-after-steps give 130.

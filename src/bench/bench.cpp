@@ -2,7 +2,6 @@
 // timed three ways, so that a slow end-to-end rate can be attributed to the model or to the augmentation.
 #include "contrastive/bench.h"
 
-#include <ATen/autocast_mode.h>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
@@ -17,6 +16,7 @@
 #include "contrastive/data.h"
 #include "contrastive/platform.h"
 #include "contrastive/train.h"
+#include "contrastive/trainer.h"
 
 namespace contrastive {
 
@@ -90,40 +90,6 @@ struct Walk {
   }
 };
 
-// One training step as the trainer runs it (minus logging and the NaN policy): loss, backward, step.
-class Stepper {
- public:
-  Stepper(const Config& config, MethodImpl& method, torch::optim::Optimizer& optimizer, bool bf16, bool nhwc)
-      : config_(config), method_(method), optimizer_(optimizer), bf16_(bf16), nhwc_(nhwc) {}
-
-  void operator()(const std::vector<torch::Tensor>& views, const torch::Tensor& labels,
-                  const torch::Tensor& indices, int64_t step) {
-    StepContext ctx;
-    ctx.step = ctx.global_step = step;
-    ctx.steps_per_epoch = ctx.total_steps = std::max<int64_t>(1, step + 1);
-    ctx.seed = mix_seed(static_cast<uint64_t>(config_.train.seed), 0, static_cast<uint64_t>(step), 0x57E9);
-    // The trainer's warm-up/cosine rate at the start of training: the kind of value a real step uses.
-    optimizer_.param_groups()[0].options().set_lr(scheduled_lr(config_.optim, config_.train.epochs, 0.0));
-    torch::Tensor total;
-    {
-      CpuBf16Autocast autocast(bf16_);  // thread-local: only the model's thread computes in bfloat16
-      total = method_.loss(nhwc_ ? views_to_channels_last(views) : views, labels, indices, ctx).total();
-    }
-    optimizer_.zero_grad();
-    total.backward();
-    finish_step(config_, method_, optimizer_, ctx);
-    last_loss = total.item<double>();  // the trainer reads the loss every step too
-  }
-
-  double last_loss = 0;
-
- private:
-  const Config& config_;
-  MethodImpl& method_;
-  torch::optim::Optimizer& optimizer_;
-  bool bf16_, nhwc_;
-};
-
 }  // namespace
 
 double method_forward_flops(MethodImpl& method, int64_t height, int64_t width) {
@@ -194,10 +160,9 @@ BenchResult run_bench(const BenchOptions& options) {
 
   DataSplits data = load_data(config);
   MethodPtr method = make_method(method_spec(config, *data.train));
-  method->to(device);
-  if (channels_last) module_to_channels_last(*method);  // before the optimizer makes its momentum buffers
+  // The trainer's own object: device, channels-last and optimizer as in training, and below its train_step.
+  Trainer trainer(config, method, device);
   method->train();
-  auto optimizer = make_optimizer(config, *method);
   auto views = make_config_view_generator(config, *data.train);
 
   BenchResult r;
@@ -220,7 +185,18 @@ BenchResult run_bench(const BenchOptions& options) {
   r.loader_threads = options.loader_threads;
 
   const uint64_t seed = static_cast<uint64_t>(tc.seed);
-  Stepper step(config, *method, *optimizer, bf16, channels_last);
+  // Trainer::train_step, the training step itself (schedule, autocast, NaN policy, backward, optimizer step,
+  // after_step), at the positions of the first epoch of a run whose epoch has every step bench makes.
+  const int64_t epoch_steps = options.warmup + 2 * options.steps;
+  auto step = [&](const std::vector<torch::Tensor>& v, const torch::Tensor& labels, const torch::Tensor& idx,
+                  int64_t s) {
+    StepContext ctx;
+    ctx.step = ctx.global_step = s;
+    ctx.steps_per_epoch = epoch_steps;
+    ctx.total_steps = epoch_steps * std::max<int64_t>(1, tc.epochs);
+    ctx.seed = mix_seed(seed, 0, static_cast<uint64_t>(s), kStepSeedTag);
+    trainer.train_step(v, labels, idx, ctx);
+  };
 
   // (a) End to end: the trainer's loader with augmentation in its background thread. Full batches only, and
   // as many epochs as the steps need (a subset may be smaller than steps x batch).
@@ -237,7 +213,7 @@ BenchResult run_bench(const BenchOptions& options) {
         at::set_num_threads(loader_threads);
         configured = true;
       }
-      b.views = (*views)(b.images, b.indices, mix_seed(seed, b.epoch, b.step, 0xA06), device);
+      b.views = (*views)(b.images, b.indices, mix_seed(seed, b.epoch, b.step, kViewSeedTag), device);
     });
     if (loader.steps_per_epoch() == 0)
       throw InputError("--batch-size " + std::to_string(tc.batch_size) + ": larger than the " +
@@ -275,7 +251,8 @@ BenchResult run_bench(const BenchOptions& options) {
     std::vector<std::vector<torch::Tensor>> v;
     std::vector<torch::Tensor> labels;
     for (int64_t i = 0; i < n_batches; ++i) {
-      v.push_back((*views)(images[i], indices[i], mix_seed(seed, 1, static_cast<uint64_t>(i), 0xA06), device));
+      v.push_back(
+          (*views)(images[i], indices[i], mix_seed(seed, 1, static_cast<uint64_t>(i), kViewSeedTag), device));
       labels.push_back(data.train->labels().index_select(0, indices[i]).to(device));
     }
     int64_t count = 0;
@@ -300,7 +277,7 @@ BenchResult run_bench(const BenchOptions& options) {
     int64_t count = 0;
     auto run = [&](int64_t s) {
       const auto i = static_cast<size_t>(s % n_batches);
-      auto v = (*views)(images[i], indices[i], mix_seed(seed, 2, static_cast<uint64_t>(s), 0xA06), device);
+      auto v = (*views)(images[i], indices[i], mix_seed(seed, 2, static_cast<uint64_t>(s), kViewSeedTag), device);
       count += images[i].size(0);
       return v;
     };

@@ -448,12 +448,24 @@ std::string resolve_speed_defaults(Config& c, const SpeedContext& ctx) {
         ") has no native bfloat16 (it needs AVX512-BF16 or AMX-BF16), so bf16 would be emulated and "
         "many times slower than fp32; use --precision fp32, or --allow-emulated-bf16 to run it anyway");
   std::string layout;
-  if (t.memory_format == "auto") {
+  const bool narrow = c.model.width < kMinChannelsLastWidth;
+  if (t.memory_format == "auto" && narrow) {
+    t.memory_format = "contiguous";
+    layout = "contiguous (auto: width " + std::to_string(c.model.width) + " < " +
+             std::to_string(kMinChannelsLastWidth) + ", too narrow for oneDNN's AVX2 channels-last kernels)";
+  } else if (t.memory_format == "auto") {
     t.memory_format = "channels-last";
     layout = "channels-last (auto: oneDNN's faster layout; --memory-format contiguous to turn off)";
   } else {
     layout = t.memory_format + " (asked for)";
   }
+  if (t.memory_format == "channels-last" && narrow && !ctx.cuda && !ctx.avx512)
+    throw InputError("--memory-format channels-last with --width " + std::to_string(c.model.width) +
+                     ": on this CPU (" + ctx.cpu_model +
+                     ", no AVX-512) oneDNN's channels-last backward of a strided 1x1 convolution "
+                     "with fewer than " +
+                     std::to_string(kMinChannelsLastWidth) + " input channels does not return; use --width >= " +
+                     std::to_string(kMinChannelsLastWidth) + " or --memory-format contiguous");
   return "precision " + why + "; memory format " + layout;
 }
 

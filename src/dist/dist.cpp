@@ -41,8 +41,6 @@ struct State {
   int64_t rank = 0, world = 1;
   std::string backend = "none";
   double bucket_mb = 25;
-  bool gather = true;
-  bool sync_bn = false;
   int64_t string_counter = 0;
 };
 
@@ -197,10 +195,6 @@ bool active() { return state().group && state().world > 1; }
 int64_t rank() { return state().rank; }
 int64_t world_size() { return state().world; }
 std::string backend_name() { return state().backend; }
-void set_gather_negatives(bool on) { state().gather = on; }
-bool gather_negatives() { return state().gather; }
-void set_sync_bn(bool on) { state().sync_bn = on; }
-bool sync_bn() { return state().sync_bn; }
 
 void broadcast_module(torch::nn::Module& module) {
   if (!active()) return;
@@ -335,12 +329,12 @@ void barrier() {
   all_reduce_sum(torch::zeros({1}));
 }
 
-torch::Tensor gather_for_loss(const torch::Tensor& x) {
-  return active() && gather_negatives() ? all_gather_with_grad(x) : x;
+torch::Tensor gather_for_loss(const torch::Tensor& x, bool gather) {
+  return gather && active() ? all_gather_with_grad(x) : x;
 }
 
-torch::Tensor gather_for_loss_nograd(const torch::Tensor& x) {
-  return active() && gather_negatives() ? all_gather(x) : x;
+torch::Tensor gather_for_loss_nograd(const torch::Tensor& x, bool gather) {
+  return gather && active() ? all_gather(x) : x;
 }
 
 }  // namespace dist

@@ -219,4 +219,89 @@ std::string archive_get_string(torch::serialize::InputArchive& a, const std::str
   return v.toStringRef();
 }
 
+Checkpoint Checkpoint::read(const std::string& path) {
+  Checkpoint c;
+  c.path_ = path;
+  c.archive_ = std::make_shared<torch::serialize::InputArchive>();
+  read_checkpoint(path, *c.archive_);
+  auto& a = *c.archive_;
+  try {
+    config_from_yaml_string(archive_get_string(a, "config"), c.config_, path);
+    c.position_.epoch = archive_get_int(a, "epoch");
+    c.position_.step = archive_get_int(a, "step");
+    c.position_.global_step = archive_get_int(a, "global_step");
+    c.position_.best_metric = archive_get_double(a, "best_metric");
+    c.position_.nan_skips = archive_get_int(a, "nan_skips");
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    if (what.rfind(path, 0) == 0) throw;  // the config parser names the file already
+    throw InputError(path + ": " + what);
+  }
+  c10::IValue world;
+  if (a.try_read("world_size", world) && world.isInt()) c.world_size_ = world.toInt();
+  return c;
+}
+
+void Checkpoint::load_model(torch::nn::Module& module, const std::string& what) const {
+  torch::serialize::InputArchive model;
+  if (!archive_->try_read("model", model)) throw InputError(path_ + ": checkpoint lacks the model state");
+  // Module::load replaces a tensor of another shape instead of refusing it: check the shapes afterwards.
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  for (const auto& p : module.named_parameters()) shapes.emplace_back(p.key(), p.value().sizes().vec());
+  for (const auto& b : module.named_buffers()) shapes.emplace_back(b.key(), b.value().sizes().vec());
+  try {
+    module.load(model);
+  } catch (const c10::Error&) {
+    throw InputError(path_ + ": " + what);
+  }
+  auto params = module.named_parameters();
+  auto buffers = module.named_buffers();
+  for (const auto& [name, want] : shapes) {
+    const torch::Tensor* t = params.find(name);
+    if (!t) t = buffers.find(name);
+    if (t && t->sizes().vec() != want) {
+      std::ostringstream got, expected;
+      got << t->sizes();
+      expected << c10::IntArrayRef(want);
+      throw InputError(path_ + ": " + what + " ('" + name + "' is " + got.str() + " in the checkpoint, " +
+                       expected.str() + " in the model)");
+    }
+  }
+}
+
+void Checkpoint::load_optimizer(torch::optim::Optimizer& optimizer) const {
+  torch::serialize::InputArchive optim;
+  if (!archive_->try_read("optimizer", optim)) throw InputError(path_ + ": checkpoint lacks the optimizer state");
+  try {
+    optimizer.load(optim);
+  } catch (const c10::Error&) {
+    throw InputError(path_ + ": optimizer state does not match this method and model");
+  }
+}
+
+torch::Tensor Checkpoint::boxes() const {
+  torch::Tensor boxes;
+  if (!archive_->try_read("boxes", boxes, /*is_buffer=*/true)) return {};
+  return boxes;
+}
+
+void write_run_checkpoint(const std::vector<std::string>& paths, const Config& config, torch::nn::Module& model,
+                          torch::optim::Optimizer& optimizer, const TrainPosition& pos, int64_t world_size,
+                          const torch::Tensor& boxes) {
+  torch::serialize::OutputArchive archive, model_state, optim;
+  model.save(model_state);
+  optimizer.save(optim);
+  archive.write("model", model_state);
+  archive.write("optimizer", optim);
+  archive_put(archive, "config", config_to_yaml(config));
+  archive_put(archive, "epoch", pos.epoch);
+  archive_put(archive, "step", pos.step);
+  archive_put(archive, "global_step", pos.global_step);
+  archive_put(archive, "best_metric", pos.best_metric);
+  archive_put(archive, "nan_skips", pos.nan_skips);
+  archive_put(archive, "world_size", world_size);
+  if (boxes.defined()) archive.write("boxes", boxes, /*is_buffer=*/true);
+  write_checkpoint(paths, archive);
+}
+
 }  // namespace contrastive

@@ -36,8 +36,8 @@ class BarlowTwinsMethod : public ResNetMethod {
     auto z1 = projector->forward(net->features(views[0]));
     auto z2 = projector->forward(net->features(views[1]));
     LossTerms out;
-    out.terms["barlowtwins"] =
-        scale_ * functional::barlow_twins_loss(dist::gather_for_loss(z1), dist::gather_for_loss(z2), loss_);
+    out.terms["barlowtwins"] = scale_ * functional::barlow_twins_loss(dist::gather_for_loss(z1, gather),
+                                                                      dist::gather_for_loss(z2, gather), loss_);
     add_collapse_stats(out.stats, z1, /*rank=*/true);
     return out;
   }

@@ -117,13 +117,15 @@ class CDSMethod : public ResNetMethod {
     } else {
       // Several processes: the contrastive terms are those of the global batch (CE stays per process and is
       // averaged with the gradients).
-      auto all_labels = dist::gather_for_loss_nograd(labels);
-      auto all_lab = lab.defined() ? dist::gather_for_loss_nograd(lab.to(torch::kUInt8)).to(torch::kBool) : lab;
+      auto all_labels = dist::gather_for_loss_nograd(labels, gather);
+      auto all_lab =
+          lab.defined() ? dist::gather_for_loss_nograd(lab.to(torch::kUInt8), gather).to(torch::kBool) : lab;
       for (int64_t l = 0; l < 4; ++l) {
         const double w = cfg_.lambda() * cfg_.weights()[l];
         if (w == 0) continue;
         const auto& e = normalised[l];
-        auto feats = dist::gather_for_loss(torch::stack({e.narrow(0, 0, B), e.narrow(0, B, B)}, 1));  // [B, 2, D]
+        auto feats =
+            dist::gather_for_loss(torch::stack({e.narrow(0, 0, B), e.narrow(0, B, B)}, 1), gather);  // [B, 2, D]
         out.terms["contrast_s" + std::to_string(l + 1)] = w * stage_contrastive(feats, all_labels, all_lab);
       }
     }
@@ -166,11 +168,9 @@ class CDSMethod : public ResNetMethod {
   }
 
   void load_teacher(const std::string& path, int64_t student_dim, const MethodSpec& spec) {
-    torch::serialize::InputArchive archive, model;
-    read_checkpoint(path, archive);
+    const Checkpoint ckpt = Checkpoint::read(path);
     MethodSpec tspec = spec;
-    tspec.config = Config();
-    config_from_yaml_string(archive_get_string(archive, "config"), tspec.config, path);
+    tspec.config = ckpt.config();
     if (tspec.config.method.name != method_name())
       throw InputError(path + ": the teacher must be a CDS checkpoint (found method '" + tspec.config.method.name +
                        "')");
@@ -179,12 +179,7 @@ class CDSMethod : public ResNetMethod {
         .labeled_fraction(1.0)
         .labeled_per_class(0);
     auto t = make_method(tspec);
-    archive.read("model", model);
-    try {
-      t->load(model);
-    } catch (const c10::Error&) {
-      throw InputError(path + ": teacher state does not match its own config");
-    }
+    ckpt.load_model(*t, "teacher state does not match its own config");
     for (auto& p : t->parameters()) p.set_requires_grad(false);
     teacher_ = std::make_shared<Teacher>(Teacher{t, cfg_.teacher_train_bn()});
     const int64_t tdim = std::dynamic_pointer_cast<ResNetImpl>(t->backbone())->feature_dim();

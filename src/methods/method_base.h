@@ -55,7 +55,7 @@ inline void check_unit(double v, const std::string& flag) {
 class ResNetMethod : public MethodImpl {
  public:
   ResNetMethod(std::string name, const MethodSpec& spec, int64_t num_classes, int64_t bn_splits = 1)
-      : MethodImpl(std::move(name)) {
+      : MethodImpl(std::move(name)), gather(!spec.config.dist.no_gather) {
     net = register_module("backbone", make_backbone(spec.config, spec.in_channels, num_classes, bn_splits));
   }
   std::shared_ptr<torch::nn::Module> backbone() override { return net.ptr(); }
@@ -63,6 +63,9 @@ class ResNetMethod : public MethodImpl {
   torch::Tensor feature_map(const torch::Tensor& x) override { return net->stages(x)[3]; }
 
   ResNet net{nullptr};
+  // Batch-level loss terms (negatives, batch statistics) see the global batch across processes: pass it to
+  // dist::gather_for_loss (off with --no-gather).
+  const bool gather;
 };
 
 // L2 normalisation along dim 1.

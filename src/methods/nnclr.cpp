@@ -43,12 +43,12 @@ class NNCLRMethod : public ResNetMethod {
     auto z2 = projector->forward(net->features(views[1]));
     auto p1 = predictor->forward(z1), p2 = predictor->forward(z2);
     // Several processes: the other images of the global batch are the negatives.
-    auto g = [](const torch::Tensor& t) { return dist::gather_for_loss(t); };
+    auto g = [this](const torch::Tensor& t) { return dist::gather_for_loss(t, gather); };
     auto bank = support.to(z1.dtype());
     LossTerms out;
     out.terms["nnclr"] = functional::nnclr_loss(g(z1), g(z2), g(p1), g(p2), bank, options_);
     add_collapse_stats(out.stats, z1, /*rank=*/true);
-    enqueue(dist::gather_for_loss_nograd(l2n(z1.detach()).to(torch::kFloat)));
+    enqueue(dist::gather_for_loss_nograd(l2n(z1.detach()).to(torch::kFloat), gather));
     return out;
   }
 

@@ -51,11 +51,11 @@ class SupConMethod : public ResNetMethod {
     LossTerms out;
     const std::string& name = method_name();
     // Several processes: the loss is that of the global batch (every rank's embeddings, with gradient).
-    auto all_feats = dist::gather_for_loss(feats);
-    auto all_labels = dist::gather_for_loss_nograd(labels);
+    auto all_feats = dist::gather_for_loss(feats, gather);
+    auto all_labels = dist::gather_for_loss_nograd(labels, gather);
     if (bank.defined()) {
       out.terms[name] =
-          bank_loss(all_feats, all_labels, dist::gather_for_loss_nograd(indices.to(labels.device())), ctx);
+          bank_loss(all_feats, all_labels, dist::gather_for_loss_nograd(indices.to(labels.device()), gather), ctx);
     } else {
       out.terms[name] =
           functional::supcon_loss(all_feats, supervised_ ? all_labels : torch::Tensor(), {}, options_);

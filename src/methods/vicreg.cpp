@@ -33,7 +33,7 @@ class VICRegMethod : public ResNetMethod {
     TORCH_CHECK(views.size() == 2, "VICReg needs exactly 2 views");
     auto z1 = expander->forward(net->features(views[0]));
     auto z2 = expander->forward(net->features(views[1]));
-    auto t = functional::vicreg_terms(dist::gather_for_loss(z1), dist::gather_for_loss(z2), loss_);
+    auto t = functional::vicreg_terms(dist::gather_for_loss(z1, gather), dist::gather_for_loss(z2, gather), loss_);
     LossTerms out;
     out.terms["invariance"] = loss_.sim_weight() * t.invariance;
     out.terms["variance"] = loss_.var_weight() * t.variance;

@@ -51,8 +51,18 @@ torch::Tensor SplitBatchNorm2dImpl::sync_forward(const torch::Tensor& x) {
   return (xf * scale.view({1, c, 1, 1}) + shift.view({1, c, 1, 1})).to(x.scalar_type());
 }
 
+int64_t convert_sync_batchnorm(torch::nn::Module& module, bool on) {
+  int64_t switched = 0;
+  for (auto& m : module.modules(/*include_self=*/true))
+    if (auto* bn = m->as<SplitBatchNorm2dImpl>(); bn && bn->num_splits() <= 1) {
+      bn->set_sync(on);
+      ++switched;
+    }
+  return switched;
+}
+
 torch::Tensor SplitBatchNorm2dImpl::forward(const torch::Tensor& x) {
-  if (is_training() && num_splits_ <= 1 && dist::sync_bn() && dist::active()) return sync_forward(x);
+  if (is_training() && num_splits_ <= 1 && sync_ && dist::active()) return sync_forward(x);
   if (!is_training() || num_splits_ <= 1) {
     if (is_training()) {
       torch::NoGradGuard no_grad;

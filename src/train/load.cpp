@@ -26,10 +26,9 @@ Normalization data_normalization(const Config& config, int64_t channels) {
 }
 
 LoadedModel load_model(const std::string& checkpoint, const DataConfig* data_override, const std::string& device) {
-  torch::serialize::InputArchive archive, model;
-  read_checkpoint(checkpoint, archive);
+  const Checkpoint ckpt = Checkpoint::read(checkpoint);
   LoadedModel out;
-  config_from_yaml_string(archive_get_string(archive, "config"), out.config, checkpoint);
+  out.config = ckpt.config();
   if (data_override && !data_override->dataset.empty()) out.config.data = *data_override;
   resolve_defaults(out.config);
   validate(out.config);
@@ -42,12 +41,7 @@ LoadedModel load_model(const std::string& checkpoint, const DataConfig* data_ove
   // more) is not built.
   spec.inference = true;
   out.method = make_method(spec);
-  archive.read("model", model);
-  try {
-    out.method->load(model);
-  } catch (const c10::Error&) {
-    throw InputError(checkpoint + ": weights do not match the model its config describes (different data shape?)");
-  }
+  ckpt.load_model(*out.method, "weights do not match the model its config describes (different data shape?)");
   out.method->to(out.device);
   out.method->eval();
   return out;

@@ -1,3 +1,5 @@
+#include "contrastive/trainer.h"
+
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -11,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <sstream>
 
 #include "contrastive/augment.h"
@@ -108,6 +111,7 @@ void install_stop_handlers() {
 SpeedContext speed_context(const torch::Device& device) {
   SpeedContext c;
   c.native_bf16 = host_cpu().native_bf16();
+  c.avx512 = host_cpu().avx512f;
   c.cuda = device.is_cuda();
   c.cpu_model = host_cpu().model;
   return c;
@@ -299,136 +303,6 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
 };
 
-// The state a checkpoint carries beyond the method's own parameters and buffers.
-struct Position {
-  int64_t epoch = 0;  // epoch to run next
-  int64_t step = 0;   // first step of that epoch
-  int64_t global_step = 0;
-  double best_metric = -1;
-  int64_t nan_skips = 0;
-};
-
-void save_run_checkpoint(const std::vector<std::string>& paths, const Config& config, MethodImpl& method,
-                         torch::optim::Optimizer& optimizer, const Position& pos, const torch::Tensor& boxes) {
-  // `paths` in order: last.ckpt first, so that it is never older than a step file (auto-resume takes it).
-  torch::serialize::OutputArchive archive, model, optim;
-  method.save(model);
-  optimizer.save(optim);
-  archive.write("model", model);
-  archive.write("optimizer", optim);
-  archive_put(archive, "config", config_to_yaml(config));
-  archive_put(archive, "epoch", pos.epoch);
-  archive_put(archive, "step", pos.step);
-  archive_put(archive, "global_step", pos.global_step);
-  archive_put(archive, "best_metric", pos.best_metric);
-  archive_put(archive, "nan_skips", pos.nan_skips);
-  archive_put(archive, "world_size", dist::world_size());
-  if (boxes.defined()) archive.write("boxes", boxes, /*is_buffer=*/true);
-  write_checkpoint(paths, archive);
-}
-
-// RUN_DIR/step-NNNNNN.ckpt: the interval checkpoint after NNNNNN global steps.
-std::string step_checkpoint_path(const std::string& run_dir, int64_t global_step) {
-  std::ostringstream name;
-  name << "step-" << std::setw(6) << std::setfill('0') << global_step << ".ckpt";
-  return run_dir + "/" + name.str();
-}
-
-// The step checkpoints of a run directory, newest (largest global step) first. Temporary files of an
-// interrupted write (step-N.ckpt.tmp) are not checkpoints.
-std::vector<std::string> step_checkpoints(const std::string& run_dir) {
-  std::vector<std::pair<int64_t, std::string>> found;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(run_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() <= 10 || name.rfind("step-", 0) != 0 || name.substr(name.size() - 5) != ".ckpt") continue;
-    const std::string digits = name.substr(5, name.size() - 10);
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 18)
-      continue;
-    found.emplace_back(std::stoll(digits), entry.path().string());
-  }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  std::vector<std::string> out;
-  for (auto& f : found) out.push_back(f.second);
-  return out;
-}
-
-// Keeps the `keep` newest step checkpoints, deleting older ones (after a new one was written).
-void prune_step_checkpoints(const std::string& run_dir, int64_t keep) {
-  const auto all = step_checkpoints(run_dir);
-  for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i) {
-    std::error_code ec;
-    fs::remove(all[i], ec);
-    if (ec) log_warn("could not delete the old step checkpoint " + all[i] + ": " + ec.message());
-  }
-}
-
-// Reads a checkpoint to continue from: the saved config becomes the run's, except the keys a resume may
-// change (taken from `config`); fills `pos`. A checkpoint of another world size -> InputError.
-std::unique_ptr<torch::serialize::InputArchive> read_resume_point(const std::string& ckpt, Config& config,
-                                                                  Position& pos, int64_t world) {
-  auto archive = std::make_unique<torch::serialize::InputArchive>();
-  read_checkpoint(ckpt, *archive);
-  Config saved;
-  config_from_yaml_string(archive_get_string(*archive, "config"), saved, ckpt);
-  // The saved run defines the work; only how long, where, with how many threads and how often it
-  // checkpoints may change.
-  copy_config_keys(config, saved, resume_mutable_keys());
-  config = saved;
-  pos.epoch = archive_get_int(*archive, "epoch");
-  pos.step = archive_get_int(*archive, "step");
-  pos.global_step = archive_get_int(*archive, "global_step");
-  pos.best_metric = archive_get_double(*archive, "best_metric");
-  pos.nan_skips = archive_get_int(*archive, "nan_skips");
-  c10::IValue saved_world;
-  const int64_t was =
-      archive->try_read("world_size", saved_world) && saved_world.isInt() ? saved_world.toInt() : 1;
-  if (was != world)
-    throw InputError(ckpt + ": written by a run of " + std::to_string(was) + " process(es); resume it with " +
-                     std::to_string(was) + " (the data order and the batch per process depend on it), not " +
-                     std::to_string(world));
-  return archive;
-}
-
-// Rank 0's decision for a run directory given without --resume, as one string every rank receives:
-// "fresh", "resume:<ckpt>", "complete:<ckpt>" or "error:<message>". `config` is this command's resolved
-// config; `notes` collects warnings about unreadable checkpoints that were passed over.
-std::string auto_resume_decision(const std::string& run_dir, const Config& config, int64_t world,
-                                 std::vector<std::string>& notes) {
-  std::vector<std::string> candidates;
-  if (fs::exists(run_dir + "/last.ckpt")) candidates.push_back(run_dir + "/last.ckpt");
-  for (auto& p : step_checkpoints(run_dir)) candidates.push_back(p);
-  if (candidates.empty()) return "fresh";
-  const std::string again = "continue it with --resume " + run_dir + " or choose another --out";
-  if (config.train.no_auto_resume)
-    return "error:" + run_dir + " already holds a run (" + fs::path(candidates[0]).filename().string() + "); " +
-           again + " (--no-auto-resume is on)";
-  std::string first_failure;
-  for (const auto& ckpt : candidates) {
-    try {
-      torch::serialize::InputArchive archive;
-      read_checkpoint(ckpt, archive);
-      Config saved;
-      config_from_yaml_string(archive_get_string(archive, "config"), saved, ckpt);
-      c10::IValue saved_world;
-      const int64_t was =
-          archive.try_read("world_size", saved_world) && saved_world.isInt() ? saved_world.toInt() : 1;
-      if (was != world)
-        return "error:" + ckpt + ": written by a run of " + std::to_string(was) + " process(es), this one has " +
-               std::to_string(world) + "; " + again;
-      const std::string diff = first_config_difference(saved, config, resume_mutable_keys(), ckpt, "this command");
-      if (!diff.empty())
-        return "error:" + run_dir + " holds a run with another configuration: " + diff + "; " + again;
-      if (archive_get_int(archive, "epoch") >= config.train.epochs) return "complete:" + ckpt;
-      return "resume:" + ckpt;
-    } catch (const InputError& e) {  // torn, corrupted or foreign: try the next older one
-      notes.push_back(std::string(e.what()) + "; passed over for auto-resume");
-      if (first_failure.empty()) first_failure = e.what();
-    }
-  }
-  return "error:" + first_failure + " (no readable checkpoint in " + run_dir + "); choose another --out";
-}
-
 // Rewrites metrics.jsonl keeping only the records of epochs <= `epochs` (a run killed between writing its metrics
 // and its checkpoint repeats that epoch on resume; a fresh run starts with none).
 void keep_metrics_up_to(const std::string& path, int64_t epochs) {
@@ -461,6 +335,27 @@ bool gradients_finite(MethodImpl& method) {
   return torch::stack(sums).isfinite().all().item<bool>();
 }
 
+// Due at the epoch's end (epoch is 1-based here): every `every` epochs and at the last.
+bool due(int64_t epoch, int64_t every, int64_t epochs) {
+  return every > 0 && (epoch % every == 0 || epoch == epochs);
+}
+
+// A checkpoint to continue from: the saved config becomes the run's, except the keys a resume may change
+// (taken from `config`). A checkpoint of another world size -> InputError.
+Checkpoint read_resume_point(const std::string& path, Config& config, int64_t world) {
+  Checkpoint ckpt = Checkpoint::read(path);
+  Config saved = ckpt.config();
+  // The saved run defines the work; only how long, where, with how many threads and how often it
+  // checkpoints may change.
+  copy_config_keys(config, saved, resume_mutable_keys());
+  config = saved;
+  if (ckpt.world_size() != world)
+    throw InputError(path + ": written by a run of " + std::to_string(ckpt.world_size()) +
+                     " process(es); resume it with " + std::to_string(ckpt.world_size()) +
+                     " (the data order and the batch per process depend on it), not " + std::to_string(world));
+  return ckpt;
+}
+
 }  // namespace
 
 torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm,
@@ -479,6 +374,452 @@ torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Norma
   return torch::cat(parts);
 }
 
+// ---- EpochRecord ----
+
+double EpochRecord::value(const std::string& key, double fallback) const {
+  auto it = values.find(key);
+  return it == values.end() ? fallback : it->second;
+}
+
+nlohmann::json EpochRecord::to_json() const {
+  nlohmann::json rec;
+  rec["epoch"] = epoch;
+  for (const auto& [k, v] : values) rec[k] = v;
+  for (const auto& [k, v] : counts) rec[k] = v;
+  for (const auto& [k, v] : flags) rec[k] = v;
+  for (const auto& [k, v] : terms) rec["terms"][k] = v;
+  return rec;
+}
+
+// ---- RunDirectory ----
+
+RunDirectory::~RunDirectory() {
+  if (log_attached_) detach_log_file();
+}
+
+std::string RunDirectory::step_checkpoint(int64_t global_step) const {
+  std::ostringstream name;
+  name << "step-" << std::setw(6) << std::setfill('0') << global_step << ".ckpt";
+  return path_ + "/" + name.str();
+}
+
+std::vector<std::string> RunDirectory::step_checkpoints() const {
+  std::vector<std::pair<int64_t, std::string>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(path_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= 10 || name.rfind("step-", 0) != 0 || name.substr(name.size() - 5) != ".ckpt") continue;
+    const std::string digits = name.substr(5, name.size() - 10);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 18)
+      continue;
+    found.emplace_back(std::stoll(digits), entry.path().string());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+void RunDirectory::prune_step_checkpoints(int64_t keep) const {
+  if (!writer_) return;
+  const auto all = step_checkpoints();
+  for (size_t i = static_cast<size_t>(keep); i < all.size(); ++i) {
+    std::error_code ec;
+    fs::remove(all[i], ec);
+    if (ec) log_warn("could not delete the old step checkpoint " + all[i] + ": " + ec.message());
+  }
+}
+
+void RunDirectory::open(const Config& config, int64_t epochs_kept) {
+  if (!writer_) return;
+  fs::create_directories(path_);
+  keep_metrics_up_to(path_ + "/metrics.jsonl", epochs_kept);  // drop records of epochs the checkpoint lacks
+  if (!log_attached_) {
+    attach_log_file(path_ + "/train.log");
+    log_attached_ = true;
+  }
+  write_file_atomic(path_ + "/config.yaml", config_to_yaml(config));
+}
+
+void RunDirectory::append_metrics(const EpochRecord& record) const {
+  if (writer_) append_jsonl(path_ + "/metrics.jsonl", record.to_json());
+}
+
+void RunDirectory::write_file(const std::string& name, const std::string& text) const {
+  if (writer_) write_file_atomic(path_ + "/" + name, text);
+}
+
+std::string RunDirectory::resume_decision(const Config& config, int64_t world,
+                                          std::vector<std::string>& notes) const {
+  std::vector<std::string> candidates;
+  if (fs::exists(last_checkpoint())) candidates.push_back(last_checkpoint());
+  for (auto& p : step_checkpoints()) candidates.push_back(p);
+  if (candidates.empty()) return "fresh";
+  const std::string again = "continue it with --resume " + path_ + " or choose another --out";
+  if (config.train.no_auto_resume)
+    return "error:" + path_ + " already holds a run (" + fs::path(candidates[0]).filename().string() + "); " +
+           again + " (--no-auto-resume is on)";
+  std::string first_failure;
+  for (const auto& path : candidates) {
+    try {
+      const Checkpoint ckpt = Checkpoint::read(path);
+      if (ckpt.world_size() != world)
+        return "error:" + path + ": written by a run of " + std::to_string(ckpt.world_size()) +
+               " process(es), this one has " + std::to_string(world) + "; " + again;
+      const std::string diff =
+          first_config_difference(ckpt.config(), config, resume_mutable_keys(), path, "this command");
+      if (!diff.empty())
+        return "error:" + path_ + " holds a run with another configuration: " + diff + "; " + again;
+      if (ckpt.position().epoch >= config.train.epochs) return "complete:" + path;
+      return "resume:" + path;
+    } catch (const InputError& e) {  // torn, corrupted or foreign: try the next older one
+      notes.push_back(std::string(e.what()) + "; passed over for auto-resume");
+      if (first_failure.empty()) first_failure = e.what();
+    }
+  }
+  return "error:" + first_failure + " (no readable checkpoint in " + path_ + "); choose another --out";
+}
+
+// ---- Trainer ----
+
+Trainer::Trainer(Config config, MethodPtr method, torch::Device device)
+    : config_(std::move(config)), method_(std::move(method)), device_(device) {
+  TORCH_CHECK(method_, "Trainer: no method");
+  method_->to(device_);
+  if (config_.train.memory_format == "channels-last")
+    module_to_channels_last(*method_);  // before the optimizer makes its buffers
+  if (config_.dist.sync_bn) convert_sync_batchnorm(*method_);
+  optimizer_ = make_optimizer(config_, *method_);
+  for (auto& p : method_->parameters())
+    if (p.requires_grad()) trained_params_.push_back(p);
+  last_checkpoint_time_ = std::chrono::steady_clock::now();
+}
+
+void Trainer::resume_from(const Checkpoint& checkpoint) {
+  checkpoint.load_model(*method_, "state does not match this method and model");
+  checkpoint.load_optimizer(*optimizer_);
+  if (auto boxes = checkpoint.boxes(); boxes.defined() && views_) views_->set_boxes(boxes);
+  position_ = checkpoint.position();
+  result_.nan_skips = position_.nan_skips;
+}
+
+StepOutcome Trainer::train_step(const std::vector<torch::Tensor>& views, const torch::Tensor& labels,
+                                const torch::Tensor& indices, const StepContext& ctx) {
+  const auto& tc = config_.train;
+  const double lr = scheduled_lr(config_.optim, tc.epochs,
+                                 static_cast<double>(ctx.global_step) / std::max<int64_t>(1, ctx.steps_per_epoch));
+  auto& groups = optimizer_->param_groups();
+  groups[0].options().set_lr(lr);
+  for (size_t g = 1; g < groups.size(); ++g) groups[g].options().set_lr(config_.optim.lr);
+
+  LossTerms out;
+  {
+    CpuBf16Autocast autocast(tc.precision == "bf16");  // thread-local: only the model's thread computes in bf16
+    out = method_->loss(tc.memory_format == "channels-last" ? views_to_channels_last(views) : views, labels,
+                        indices, ctx);
+  }
+  if (ctx.global_step == tc.inject_nan_at_step) {  // fault injection: the first loss term becomes NaN
+    auto& first = out.terms.begin()->second;
+    first = first * std::numeric_limits<double>::quiet_NaN();
+  }
+  torch::Tensor total = out.total();
+  optimizer_->zero_grad();
+  std::string bad;
+  if (!total.isfinite().item<bool>()) {
+    bad = "loss";
+    for (const auto& [name, term] : out.terms)
+      if (!term.isfinite().all().item<bool>()) bad = "loss term '" + name + "'";
+  }
+  StepOutcome step;
+  step.stop = stop_requested();
+  step.requeue = requeue_requested();
+  if (dist::active()) {  // all ranks take the same decision: skip/stop together, or none does
+    auto flags = dist::all_reduce_sum(
+        torch::tensor({bad.empty() ? 0.0 : 1.0, step.stop ? 1.0 : 0.0, step.requeue ? 1.0 : 0.0}));
+    if (bad.empty() && flags[0].item<double>() > 0) bad = "loss on another rank";
+    if (!bad.empty() && dist::rank() != 0) bad += " (rank " + std::to_string(dist::rank()) + ")";
+    step.stop = flags[1].item<double>() > 0;
+    step.requeue = flags[2].item<double>() > 0;
+  }
+  if (bad.empty()) {
+    total.backward();
+    dist::all_reduce_gradients(trained_params_);
+    if (!gradients_finite(*method_)) bad = "gradient";
+  }
+  if (!bad.empty()) {
+    const std::string where = "non-finite " + bad + " at epoch " + std::to_string(ctx.epoch + 1) + ", step " +
+                              std::to_string(ctx.step) + " (global step " + std::to_string(ctx.global_step) + ")";
+    if (tc.on_nan == "skip") {
+      log_warn(where + ": step skipped (--on-nan skip)");
+      optimizer_->zero_grad();
+      ++result_.nan_skips;
+      step.skipped = true;
+      return step;
+    }
+    throw RunError(where + (run_dir_ ? "; the last good checkpoint is kept in " + run_dir_->path() : "") +
+                   " (use --on-nan skip to skip such steps)");
+  }
+  finish_step(config_, *method_, *optimizer_, ctx);
+  step.loss = total.item<double>();
+  for (const auto& [name, term] : out.terms) step.terms[name] = term.item<double>();
+  step.stats = out.stats;
+  return step;
+}
+
+bool Trainer::interval_due(int64_t steps_done) const {
+  const auto& tc = config_.train;
+  if (tc.checkpoint_every_steps > 0 && steps_done % tc.checkpoint_every_steps == 0) return true;
+  if (tc.checkpoint_every_minutes <= 0) return false;
+  const double minutes =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint_time_).count() / 60.0;
+  return minutes >= tc.checkpoint_every_minutes;
+}
+
+double Trainer::save_checkpoint(const TrainPosition& at, bool best, bool interval) {
+  if (!run_dir_ || !run_dir_->writer()) return 0;
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t keep = config_.train.keep_checkpoints;
+  // last.ckpt first, so that it is never older than a step file (auto-resume takes it).
+  std::vector<std::string> paths{run_dir_->last_checkpoint()};
+  if (best) paths.push_back(run_dir_->best_checkpoint());
+  if (interval && keep > 0) paths.push_back(run_dir_->step_checkpoint(at.global_step));
+  write_run_checkpoint(paths, config_, *method_, *optimizer_, at, dist::world_size(),
+                       views_ ? views_->boxes() : torch::Tensor());
+  if (interval && keep > 0) run_dir_->prune_step_checkpoints(keep);
+  last_checkpoint_time_ = std::chrono::steady_clock::now();
+  return std::chrono::duration<double>(last_checkpoint_time_ - start).count();
+}
+
+Trainer::EpochOutcome Trainer::train_epoch(Loader& loader, int64_t epoch) {
+  const auto& tc = config_.train;
+  const bool lead = dist::rank() == 0;
+  const int64_t steps = loader.steps_per_epoch(), total_steps = steps * tc.epochs;
+  const int64_t first = epoch == position_.epoch ? position_.step : 0;
+  const uint64_t seed = static_cast<uint64_t>(tc.seed);
+  const std::string where = run_dir_ ? run_dir_->path() : std::string("memory");
+  loader.start_epoch(epoch, first);
+  method_->train();
+  Progress progress(epoch, tc.epochs, steps, tc.log_every, !lead);
+  progress.set_first(first);
+  EpochOutcome outcome;
+  double loss_sum = 0, last_lr = config_.optim.lr;
+  int64_t counted = 0, images = 0;
+  std::map<std::string, double> term_sums, stat_sums;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (auto batch = loader.next()) {
+    StepContext ctx;
+    ctx.epoch = epoch;
+    ctx.step = batch->step;
+    ctx.steps_per_epoch = steps;
+    ctx.global_step = epoch * steps + batch->step;
+    ctx.total_steps = total_steps;
+    ctx.seed = mix_seed(seed, epoch, batch->step, kStepSeedTag);
+    const StepOutcome step = train_step(batch->views, batch->labels.to(device_), batch->indices, ctx);
+    last_lr = optimizer_->param_groups()[0].options().get_lr();
+    for (auto& cb : callbacks_) cb->on_step_end(*this, ctx, step);
+    if (step.skipped) continue;
+    const int64_t b = batch->labels.size(0);
+    loss_sum += step.loss * b;
+    counted += b;
+    images += b;
+    for (const auto& [name, v] : step.terms) term_sums[name] += v * b;
+    for (const auto& [name, v] : step.stats) stat_sums[name] += v * b;
+    progress.update(batch->step, b * dist::world_size(), step.loss);
+
+    if (step.stop || (tc.stop_after_steps > 0 && ctx.global_step + 1 == tc.stop_after_steps)) {
+      progress.finish();
+      position_ = {epoch, batch->step + 1, ctx.global_step + 1, position_.best_metric, result_.nan_skips};
+      save_checkpoint(position_, false, false);
+      log_info("stopped by signal after epoch " + std::to_string(epoch + 1) + " step " +
+               std::to_string(batch->step) + "; checkpoint written to " + where + "/last.ckpt");
+      outcome.stopped = true;
+      outcome.requeue = step.stop && step.requeue;
+      return outcome;
+    }
+    // A mid-epoch checkpoint; at the epoch's last step the epoch-end checkpoint is the one.
+    if (lead && run_dir_ && batch->step + 1 < steps && interval_due(ctx.global_step + 1)) {
+      const TrainPosition here{epoch, batch->step + 1, ctx.global_step + 1, position_.best_metric,
+                               result_.nan_skips};
+      const double took = save_checkpoint(here, false, true);
+      log_info("checkpoint at global step " + std::to_string(here.global_step) + " (epoch " +
+               std::to_string(epoch + 1) + ", step " + std::to_string(here.step) + ") written to " + where +
+               "/last.ckpt" +
+               (tc.keep_checkpoints > 0 ? " and " + run_dir_->step_checkpoint(here.global_step) : "") + " in " +
+               std::to_string(static_cast<int64_t>(took * 1000 + 0.5)) + " ms");
+    }
+  }
+  progress.finish();
+  const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (dist::active()) {  // epoch averages over the global batch
+    std::vector<double> sums{loss_sum, static_cast<double>(counted), static_cast<double>(images)};
+    for (const auto& [name, v] : term_sums) sums.push_back(v);
+    for (const auto& [name, v] : stat_sums) sums.push_back(v);
+    auto total = dist::all_reduce_sum(torch::tensor(sums, torch::kDouble));
+    auto at = [&](size_t i) { return total[static_cast<int64_t>(i)].item<double>(); };
+    size_t i = 0;
+    loss_sum = at(i++);
+    counted = static_cast<int64_t>(at(i++));
+    images = static_cast<int64_t>(at(i++));
+    for (auto& [name, v] : term_sums) v = at(i++);
+    for (auto& [name, v] : stat_sums) v = at(i++);
+  }
+  EpochRecord& rec = outcome.record;
+  rec.epoch = epoch + 1;
+  rec.values["loss"] = counted ? loss_sum / counted : 0.0;
+  rec.values["lr"] = last_lr;
+  for (const auto& [name, s] : term_sums) rec.terms[name] = counted ? s / counted : 0.0;
+  for (const auto& [name, s] : stat_sums) rec.values[name] = counted ? s / counted : 0.0;
+  rec.values["images_per_s"] = train_seconds > 0 ? images / train_seconds : 0.0;
+  rec.values["train_seconds"] = train_seconds;
+  rec.metric = -rec.values["loss"];
+  return outcome;
+}
+
+TrainResult Trainer::fit(Loader& loader) {
+  const auto& tc = config_.train;
+  const bool lead = dist::rank() == 0;
+  const int64_t steps = loader.steps_per_epoch();
+  if (steps == 0)
+    throw InputError("--batch-size " + std::to_string(tc.batch_size) + ": the loader has no batch to train on");
+  result_.run_dir = run_dir_ ? run_dir_->path() : "";
+  result_.nan_skips = position_.nan_skips;
+  result_.epochs_done = position_.epoch;
+  for (auto& cb : callbacks_) cb->on_fit_begin(*this);
+  for (int64_t epoch = position_.epoch; epoch < tc.epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto& cb : callbacks_) cb->on_epoch_begin(*this, epoch);
+    EpochOutcome outcome = train_epoch(loader, epoch);
+    if (outcome.stopped) {
+      result_.interrupted = true;
+      result_.requeue = outcome.requeue;
+      result_.epochs_done = epoch;
+      for (auto& cb : callbacks_) cb->on_fit_end(*this, result_);
+      return result_;
+    }
+    EpochRecord& rec = outcome.record;
+    for (auto& cb : callbacks_) cb->on_epoch_end(*this, rec);
+    if (rec.has("test_top1")) {
+      result_.last_test_top1 = rec.value("test_top1");
+      result_.best_test_top1 = std::max(result_.best_test_top1, result_.last_test_top1);
+    }
+    if (rec.has("knn_top1")) result_.last_knn_top1 = rec.value("knn_top1");
+    rec.counts["nan_skips"] = result_.nan_skips;
+    rec.values["rss_mb"] = resident_memory_mb();
+    rec.values["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    std::ostringstream summary;
+    summary << "epoch " << epoch + 1 << "/" << tc.epochs << ": loss " << std::fixed << std::setprecision(4)
+            << rec.value("loss");
+    if (rec.has("test_top1")) {
+      summary << ", test top-1 " << rec.value("test_top1") << " (ECE " << rec.value("test_ece");
+      if (rec.has("train_clean_top1")) summary << "; clean train top-1 " << rec.value("train_clean_top1");
+      summary << ")";
+    }
+    if (rec.has("knn_top1")) summary << ", kNN top-1 " << rec.value("knn_top1");
+    summary << ", " << std::setprecision(0) << rec.value("images_per_s") << " img/s, " << std::setprecision(1)
+            << rec.value("seconds") << " s";
+    log_info(summary.str());
+
+    if (run_dir_) run_dir_->append_metrics(rec);
+    for (auto& cb : callbacks_) cb->on_epoch_logged(*this, rec);
+    const bool improved = rec.metric > position_.best_metric;
+    position_ = {epoch + 1, 0, (epoch + 1) * steps, std::max(position_.best_metric, rec.metric),
+                 result_.nan_skips};
+    if (lead) save_checkpoint(position_, improved, interval_due(position_.global_step));
+    result_.epochs_done = epoch + 1;
+    bool stop_end = stop_requested(), requeue_end = requeue_requested();
+    if (dist::active()) {
+      auto flags = dist::all_reduce_sum(torch::tensor({stop_end ? 1.0 : 0.0, requeue_end ? 1.0 : 0.0}));
+      stop_end = flags[0].item<double>() > 0;
+      requeue_end = flags[1].item<double>() > 0;
+    }
+    if (stop_end && epoch + 1 < tc.epochs) {
+      log_info("stopped by signal after epoch " + std::to_string(epoch + 1) + "; checkpoint written to " +
+               (run_dir_ ? run_dir_->path() : std::string("memory")) + "/last.ckpt");
+      result_.interrupted = true;
+      result_.requeue = requeue_end;
+      break;
+    }
+  }
+  for (auto& cb : callbacks_) cb->on_fit_end(*this, result_);
+  return result_;
+}
+
+// ---- callbacks ----
+
+ClassifierEvalCallback::ClassifierEvalCallback(std::shared_ptr<Dataset> test, std::shared_ptr<Dataset> train_eval,
+                                               Normalization norm, int64_t every)
+    : test_(std::move(test)), train_eval_(std::move(train_eval)), norm_(std::move(norm)), every_(every) {}
+
+void ClassifierEvalCallback::on_epoch_end(Trainer& trainer, EpochRecord& rec) {
+  MethodImpl& method = trainer.method();
+  if (!method.has_classifier() || !due(rec.epoch, every_, trainer.config().train.epochs)) return;
+  const TopK top = evaluate_classifier_sharded(method, test_, norm_, trainer.device());
+  rec.values["test_top1"] = top.top1;
+  rec.values["test_top5"] = top.top5;
+  rec.values["test_ece"] = top.ece;
+  // Not the `train_top1` stat (view 1 of the augmented batches, train-mode BN, while the weights move).
+  if (train_eval_)
+    rec.values["train_clean_top1"] =
+        evaluate_classifier_sharded(method, train_eval_, norm_, trainer.device()).top1;
+  rec.metric = top.top1;
+}
+
+KnnMonitorCallback::KnnMonitorCallback(std::shared_ptr<Dataset> train, std::shared_ptr<Dataset> test,
+                                       Normalization norm, int64_t every, int64_t k, double t)
+    : train_(std::move(train)), test_(std::move(test)), norm_(std::move(norm)), every_(every), k_(k), t_(t) {}
+
+void KnnMonitorCallback::on_epoch_end(Trainer& trainer, EpochRecord& rec) {
+  if (!due(rec.epoch, every_, trainer.config().train.epochs)) return;
+  MethodImpl& method = trainer.method();
+  auto bank = extract_features_sharded(method, train_, norm_, trainer.device());
+  auto query = extract_features_sharded(method, test_, norm_, trainer.device());
+  const double knn = knn_top1(bank, train_->labels(), query, test_->labels(), train_->num_classes(), k_, t_);
+  rec.values["knn_top1"] = knn;
+  if (!method.has_classifier()) rec.metric = knn;
+}
+
+void CollapseMonitorCallback::on_epoch_end(Trainer& /*trainer*/, EpochRecord& rec) {
+  if (rec.has("collapse_std")) {
+    const double dim = rec.value("collapse_dim", 1.0);
+    const double healthy = 1.0 / std::sqrt(dim), measured = rec.value("collapse_std");
+    if (measured < 0.2 * healthy)
+      log_warn("representation collapse detected: per-channel std of the normalised output is " +
+               std::to_string(measured) + " (healthy ~ 1/sqrt(d) = " + std::to_string(healthy) + ")");
+  }
+  if (rec.has("effective_rank") && rec.has("rank_bound")) {
+    // Behind a train-mode BatchNorm the std above stays ~1/sqrt(d) even for a batch on one line; the
+    // effective rank (RankMe) sees it.
+    const double bound = rec.value("rank_bound"), erank = rec.value("effective_rank");
+    if (erank < kCollapsedRank)
+      log_warn("representation collapse detected: effective rank of the normalised output is " +
+               std::to_string(erank) + " of at most " + std::to_string(static_cast<int64_t>(bound)) +
+               " (the batch lies on a few directions)");
+  }
+}
+
+ContrastiveCropCallback::ContrastiveCropCallback(std::shared_ptr<ViewGenerator> views,
+                                                 std::shared_ptr<Dataset> train, Normalization norm,
+                                                 AugmentConfig augment)
+    : views_(std::move(views)), train_(std::move(train)), norm_(std::move(norm)), augment_(std::move(augment)) {}
+
+void ContrastiveCropCallback::on_epoch_begin(Trainer& /*trainer*/, int64_t epoch) {
+  views_->use_boxes(augment_.crop == "contrastive" && epoch >= augment_.box_warmup);
+}
+
+void ContrastiveCropCallback::on_epoch_end(Trainer& trainer, EpochRecord& rec) {
+  if (augment_.crop != "contrastive" || rec.epoch < augment_.box_warmup ||
+      rec.epoch % augment_.box_interval != 0 || rec.epoch == trainer.config().train.epochs)
+    return;
+  views_->set_boxes(compute_boxes(trainer.method(), *train_, norm_, trainer.device(), augment_.box_thresh));
+  rec.flags["boxes_updated"] = true;
+  log_info("ContrastiveCrop: boxes recomputed over " + std::to_string(train_->size()) + " images");
+}
+
+void CurvesCallback::on_epoch_logged(Trainer& trainer, const EpochRecord& /*record*/) {
+  if (auto* dir = trainer.run_directory(); dir && dir->writer()) plot_run_curves_or_warn(dir->path());
+}
+
 TrainResult run_training(Config config, const std::string& resume_dir) {
   const DistEnv denv = read_dist_env();
   const int64_t world = denv.world_size;
@@ -487,22 +828,18 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   struct DistGuard {
     ~DistGuard() { dist::shutdown(); }
   } dist_guard;
-  Position pos;
-  std::unique_ptr<torch::serialize::InputArchive> resume_archive;
-  std::string resumed_from;  // the checkpoint this run continues ("" for a fresh run)
+  std::optional<Checkpoint> resume;  // the checkpoint this run continues (none for a fresh run)
   if (!resume_dir.empty()) {
     const std::string ckpt = resume_dir + "/last.ckpt";
     if (!fs::exists(ckpt)) throw InputError(ckpt + ": no checkpoint to resume from");
-    resume_archive = read_resume_point(ckpt, config, pos, world);
+    resume = read_resume_point(ckpt, config, world);
     config.train.out = resume_dir;
-    resumed_from = ckpt;
   }
   resolve_defaults(config, world);
   const torch::Device device = resolve_device(config.train.device);
   const std::string speed = resolve_speed_defaults(config, speed_context(device));
   validate(config, world);
   const auto& tc = config.train;
-  const bool bf16 = tc.precision == "bf16", channels_last = tc.memory_format == "channels-last";
 
   const int threads = configure_threads(static_cast<int>(tc.threads));
   torch::manual_seed(static_cast<uint64_t>(tc.seed));
@@ -513,60 +850,50 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     dopt.bucket_mb = config.dist.bucket_mb;
     dist::init(denv, dopt, device);
   }
-  dist::set_sync_bn(config.dist.sync_bn);
-  dist::set_gather_negatives(!config.dist.no_gather);
 
   // Rank 0 names the run directory (the default one has a time stamp) and is the only one to write in it.
-  const std::string run_dir =
-      dist::broadcast_string(tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out);
-  config.train.out = run_dir;
+  auto run_dir = std::make_shared<RunDirectory>(
+      dist::broadcast_string(tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out),
+      lead);
+  config.train.out = run_dir->path();
   std::vector<std::string> resume_notes;
   bool auto_resumed = false;
   if (resume_dir.empty()) {
     // Automatic resume: rank 0 looks at the directory and every rank takes its decision.
     const std::string decision =
-        dist::broadcast_string(lead ? auto_resume_decision(run_dir, config, world, resume_notes) : "");
+        dist::broadcast_string(lead ? run_dir->resume_decision(config, world, resume_notes) : "");
     const auto colon = decision.find(':');
     const std::string kind = decision.substr(0, colon),
                       what = colon == std::string::npos ? "" : decision.substr(colon + 1);
     if (kind == "error") throw InputError(what);
     if (kind == "complete") {
       for (const auto& n : resume_notes) log_warn(n);
-      log_info("run " + run_dir + " is complete (" + what + " has all " + std::to_string(tc.epochs) +
+      log_info("run " + run_dir->path() + " is complete (" + what + " has all " + std::to_string(tc.epochs) +
                " epochs); nothing to do");
       TrainResult done;
-      done.run_dir = run_dir;
+      done.run_dir = run_dir->path();
       done.already_complete = true;
       done.epochs_done = tc.epochs;
       return done;
     }
     if (kind == "resume") {
-      resume_archive = read_resume_point(what, config, pos, world);
-      config.train.out = run_dir;
+      resume = read_resume_point(what, config, world);
+      config.train.out = run_dir->path();
       resolve_defaults(config, world);
       validate(config, world);
-      resumed_from = what;
       auto_resumed = true;
     }
   }
 
   DataSplits data = load_data(config);
   dist::barrier();  // every rank has checked the directory before rank 0 writes into it
-  struct LogGuard {
-    ~LogGuard() { detach_log_file(); }
-  } log_guard;
-  if (lead) {
-    fs::create_directories(run_dir);
-    keep_metrics_up_to(run_dir + "/metrics.jsonl", pos.epoch);  // drop records of epochs the checkpoint lacks
-    attach_log_file(run_dir + "/train.log");
-    write_file_atomic(run_dir + "/config.yaml", config_to_yaml(config));
-  }
+  run_dir->open(config, resume ? resume->position().epoch : 0);
   for (const auto& n : resume_notes) log_warn(n);
 
   log_info("contrastive train: method " + config.method.name + ", dataset " + config.data.dataset + " (" +
            std::to_string(data.train->size()) + " train / " + std::to_string(data.test->size()) + " test, " +
            std::to_string(data.train->channels()) + "x" + std::to_string(data.train->height()) + "x" +
-           std::to_string(data.train->width()) + "), run directory " + run_dir);
+           std::to_string(data.train->width()) + "), run directory " + run_dir->path());
   log_info(describe_build(build_info()));
   log_info("CPU: " + describe_cpu(host_cpu()));
   log_info("device " + device.str() + ", " + std::to_string(threads) + " intra-op threads" +
@@ -583,7 +910,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   }
 
   MethodPtr method = make_method(method_spec(config, *data.train));
-  if (!config.model.init_from.empty() && !resume_archive) {  // a resumed run already has its own weights
+  if (!config.model.init_from.empty() && !resume) {  // a resumed run already has its own weights
     const InitReport init = load_state_dict(*method->backbone(), config.model.init_from);
     log_info("initialised " + std::to_string(init.loaded) + " backbone tensors from " + config.model.init_from +
              (init.classifier_left ? "; the file has no classifier: fc left at initialisation" : ""));
@@ -592,45 +919,32 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     std::ostringstream ids;
     auto idx = mask.nonzero().view(-1);
     for (int64_t i = 0; i < idx.size(0); ++i) ids << idx[i].item<int64_t>() << "\n";
-    write_file_atomic(run_dir + "/labeled_indices.txt", ids.str());
+    run_dir->write_file("labeled_indices.txt", ids.str());
     log_info("semi-supervised: " + std::to_string(idx.size(0)) + " of " + std::to_string(mask.size(0)) +
              " training images keep their labels (list in labeled_indices.txt)");
   }
-  method->to(device);
+  Trainer trainer(config, method, device);
   log_info("model: " + config.model.arch + " width " + std::to_string(config.model.width) + ", " +
            std::to_string(count_parameters(*method)) + " parameters in training (backbone " +
            std::to_string(count_parameters(*method->backbone())) + ")");
-  if (channels_last) module_to_channels_last(*method);  // before the optimizer makes its buffers
-  auto optimizer = make_optimizer(config, *method);
 
   const Normalization norm = data_normalization(config, data.train->channels());
   auto views = make_config_view_generator(config, *data.train);
   log_info("augmentation: " + views->describe());
-
-  if (resume_archive) {
-    torch::serialize::InputArchive model, optim;
-    resume_archive->read("model", model);
-    resume_archive->read("optimizer", optim);
-    try {
-      method->load(model);
-      optimizer->load(optim);
-    } catch (const c10::Error& e) {
-      throw InputError(resumed_from + ": state does not match this method and model");
-    }
-    torch::Tensor boxes;
-    if (resume_archive->try_read("boxes", boxes, true)) views->set_boxes(boxes);
+  trainer.set_run_directory(run_dir);
+  trainer.set_view_generator(views);
+  if (resume) {
+    trainer.resume_from(*resume);
+    const TrainPosition& pos = trainer.position();
     log_info(std::string(auto_resumed ? "auto-resume: this run directory holds a checkpoint of the same "
                                         "configuration; "
                                       : "") +
-             "resumed from " + resumed_from + " at epoch " + std::to_string(pos.epoch + 1) + ", step " +
+             "resumed from " + resume->path() + " at epoch " + std::to_string(pos.epoch + 1) + ", step " +
              std::to_string(pos.step) + " (global step " + std::to_string(pos.global_step) + ")");
   }
   // Every rank starts from rank 0's weights and buffers (identical by seeding already; this makes it a fact).
   dist::broadcast_module(*method);
   views->set_shard(dist::rank(), dist::world_size());
-  std::vector<torch::Tensor> trained_params;
-  for (auto& p : method->parameters())
-    if (p.requires_grad()) trained_params.push_back(p);
 
   LoaderOptions lopt;
   lopt.batch_size = tc.batch_size;
@@ -641,252 +955,20 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   lopt.world_size = dist::world_size();
   const uint64_t seed = static_cast<uint64_t>(tc.seed);
   Loader loader(data.train, lopt, [&, seed](Batch& b) {
-    b.views = (*views)(b.images, b.indices, mix_seed(seed, b.epoch, b.step, 0xA06), device);
+    b.views = (*views)(b.images, b.indices, mix_seed(seed, b.epoch, b.step, kViewSeedTag), device);
   });
-  const int64_t steps = loader.steps_per_epoch();
-  if (steps == 0)
+  if (loader.steps_per_epoch() == 0)
     throw InputError("--batch-size " + std::to_string(tc.batch_size) + ": no full batch in " +
                      std::to_string(data.train->size()) + " training images with --drop-last");
-  const int64_t total_steps = steps * tc.epochs;
-  const std::vector<std::string> last_path{run_dir + "/last.ckpt"};
-  // Interval checkpoints (--checkpoint-every-steps / --checkpoint-every-minutes): rank 0 alone decides (it alone
-  // writes), so the clock needs no agreement between ranks.
-  auto last_checkpoint_time = std::chrono::steady_clock::now();
-  auto interval_due = [&](int64_t steps_done) {
-    if (tc.checkpoint_every_steps > 0 && steps_done % tc.checkpoint_every_steps == 0) return true;
-    if (tc.checkpoint_every_minutes <= 0) return false;
-    const double minutes =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint_time).count() / 60.0;
-    return minutes >= tc.checkpoint_every_minutes;
-  };
-  // Writes the checkpoint files; returns the seconds it took (serialising, writing, fsync, renames).
-  auto write_checkpoint_files = [&](std::vector<std::string> paths, const Position& at, bool interval) {
-    const auto start = std::chrono::steady_clock::now();
-    if (interval && tc.keep_checkpoints > 0) paths.push_back(step_checkpoint_path(run_dir, at.global_step));
-    save_run_checkpoint(paths, config, *method, *optimizer, at, views->boxes());
-    if (interval && tc.keep_checkpoints > 0) prune_step_checkpoints(run_dir, tc.keep_checkpoints);
-    last_checkpoint_time = std::chrono::steady_clock::now();
-    return std::chrono::duration<double>(last_checkpoint_time - start).count();
-  };
 
   const auto train_eval = method->has_classifier() ? train_eval_subset(data.train, kTrainEvalImages) : nullptr;
-  TrainResult result;
-  result.run_dir = run_dir;
-  result.nan_skips = pos.nan_skips;
-  for (int64_t epoch = pos.epoch; epoch < tc.epochs; ++epoch) {
-    const bool boxes_on = config.augment.crop == "contrastive" && epoch >= config.augment.box_warmup;
-    views->use_boxes(boxes_on);
-    const int64_t first = epoch == pos.epoch ? pos.step : 0;
-    loader.start_epoch(epoch, first);
-    method->train();
-    Progress progress(epoch, tc.epochs, steps, tc.log_every, !lead);
-    progress.set_first(first);
-    double loss_sum = 0, last_lr = config.optim.lr;
-    int64_t counted = 0, images = 0;
-    std::map<std::string, double> term_sums, stat_sums;
-    const auto t0 = std::chrono::steady_clock::now();
-    while (auto batch = loader.next()) {
-      StepContext ctx;
-      ctx.epoch = epoch;
-      ctx.step = batch->step;
-      ctx.steps_per_epoch = steps;
-      ctx.global_step = epoch * steps + batch->step;
-      ctx.total_steps = total_steps;
-      ctx.seed = mix_seed(seed, epoch, batch->step, 0x57E9);
-      const double lr = scheduled_lr(config.optim, tc.epochs, static_cast<double>(ctx.global_step) / steps);
-      auto& groups = optimizer->param_groups();
-      groups[0].options().set_lr(lr);
-      last_lr = lr;
-      for (size_t g = 1; g < groups.size(); ++g) groups[g].options().set_lr(config.optim.lr);
-
-      LossTerms out;
-      {
-        CpuBf16Autocast autocast(bf16);
-        out = method->loss(channels_last ? views_to_channels_last(batch->views) : batch->views,
-                           batch->labels.to(device), batch->indices, ctx);
-      }
-      if (ctx.global_step == tc.inject_nan_at_step) {  // fault injection: the first loss term becomes NaN
-        auto& first = out.terms.begin()->second;
-        first = first * std::numeric_limits<double>::quiet_NaN();
-      }
-      torch::Tensor total = out.total();
-      optimizer->zero_grad();
-      std::string bad;
-      if (!total.isfinite().item<bool>()) {
-        bad = "loss";
-        for (const auto& [name, term] : out.terms)
-          if (!term.isfinite().all().item<bool>()) bad = "loss term '" + name + "'";
-      }
-      bool stop_now = stop_requested(), requeue = requeue_requested();
-      if (dist::active()) {  // all ranks take the same decision: skip/stop together, or none does
-        auto flags = dist::all_reduce_sum(
-            torch::tensor({bad.empty() ? 0.0 : 1.0, stop_now ? 1.0 : 0.0, requeue ? 1.0 : 0.0}));
-        if (bad.empty() && flags[0].item<double>() > 0) bad = "loss on another rank";
-        if (!bad.empty() && dist::rank() != 0) bad += " (rank " + std::to_string(dist::rank()) + ")";
-        stop_now = flags[1].item<double>() > 0;
-        requeue = flags[2].item<double>() > 0;
-      }
-      if (bad.empty()) {
-        total.backward();
-        dist::all_reduce_gradients(trained_params);
-        if (!gradients_finite(*method)) bad = "gradient";
-      }
-      if (!bad.empty()) {
-        const std::string where = "non-finite " + bad + " at epoch " + std::to_string(epoch + 1) + ", step " +
-                                  std::to_string(batch->step) + " (global step " +
-                                  std::to_string(ctx.global_step) + ")";
-        if (tc.on_nan == "skip") {
-          log_warn(where + ": step skipped (--on-nan skip)");
-          optimizer->zero_grad();
-          ++result.nan_skips;
-          continue;
-        }
-        throw RunError(where + "; the last good checkpoint is kept in " + run_dir +
-                       " (use --on-nan skip to skip such steps)");
-      }
-      finish_step(config, *method, *optimizer, ctx);
-
-      const double loss_value = total.item<double>();
-      const int64_t b = batch->labels.size(0);
-      loss_sum += loss_value * b;
-      counted += b;
-      images += b;
-      for (const auto& [name, term] : out.terms) term_sums[name] += term.item<double>() * b;
-      for (const auto& [name, v] : out.stats) stat_sums[name] += v * b;
-      progress.update(batch->step, b * world, loss_value);
-
-      if (stop_now || (tc.stop_after_steps > 0 && ctx.global_step + 1 == tc.stop_after_steps)) {
-        progress.finish();
-        pos = {epoch, batch->step + 1, ctx.global_step + 1, pos.best_metric, result.nan_skips};
-        if (lead) write_checkpoint_files(last_path, pos, false);
-        log_info("stopped by signal after epoch " + std::to_string(epoch + 1) + " step " +
-                 std::to_string(batch->step) + "; checkpoint written to " + run_dir + "/last.ckpt");
-        result.interrupted = true;
-        result.requeue = stop_now && requeue;
-        result.epochs_done = epoch;
-        return result;
-      }
-      // A mid-epoch checkpoint; at the epoch's last step the epoch-end checkpoint below is the one.
-      if (lead && batch->step + 1 < steps && interval_due(ctx.global_step + 1)) {
-        const Position here{epoch, batch->step + 1, ctx.global_step + 1, pos.best_metric, result.nan_skips};
-        const double took = write_checkpoint_files(last_path, here, true);
-        log_info("checkpoint at global step " + std::to_string(here.global_step) + " (epoch " +
-                 std::to_string(epoch + 1) + ", step " + std::to_string(here.step) + ") written to " + run_dir +
-                 "/last.ckpt" +
-                 (tc.keep_checkpoints > 0 ? " and " + step_checkpoint_path(run_dir, here.global_step) : "") +
-                 " in " + std::to_string(static_cast<int64_t>(took * 1000 + 0.5)) + " ms");
-      }
-    }
-    progress.finish();
-    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (dist::active()) {  // epoch averages over the global batch
-      std::vector<double> sums{loss_sum, static_cast<double>(counted), static_cast<double>(images)};
-      for (const auto& [name, v] : term_sums) sums.push_back(v);
-      for (const auto& [name, v] : stat_sums) sums.push_back(v);
-      auto total = dist::all_reduce_sum(torch::tensor(sums, torch::kDouble));
-      auto at = [&](size_t i) { return total[static_cast<int64_t>(i)].item<double>(); };
-      size_t i = 0;
-      loss_sum = at(i++);
-      counted = static_cast<int64_t>(at(i++));
-      images = static_cast<int64_t>(at(i++));
-      for (auto& [name, v] : term_sums) v = at(i++);
-      for (auto& [name, v] : stat_sums) v = at(i++);
-    }
-
-    nlohmann::json rec;
-    rec["epoch"] = epoch + 1;
-    rec["loss"] = counted ? loss_sum / counted : 0.0;
-    rec["lr"] = last_lr;
-    for (const auto& [name, s] : term_sums) rec["terms"][name] = counted ? s / counted : 0.0;
-    for (const auto& [name, s] : stat_sums) rec[name] = counted ? s / counted : 0.0;
-    rec["images_per_s"] = train_seconds > 0 ? images / train_seconds : 0.0;
-    double metric = -rec["loss"].get<double>();
-    if (method->has_classifier() && ((epoch + 1) % tc.eval_every == 0 || epoch + 1 == tc.epochs)) {
-      TopK top = evaluate_classifier_sharded(*method, data.test, norm, device);
-      rec["test_top1"] = top.top1;
-      rec["test_top5"] = top.top5;
-      rec["test_ece"] = top.ece;
-      // Not the `train_top1` stat (view 1 of the augmented batches, train-mode BN, while the weights move).
-      rec["train_clean_top1"] = evaluate_classifier_sharded(*method, train_eval, norm, device).top1;
-      result.last_test_top1 = top.top1;
-      result.best_test_top1 = std::max(result.best_test_top1, top.top1);
-      metric = top.top1;
-    }
-    if (tc.knn_every > 0 && ((epoch + 1) % tc.knn_every == 0 || epoch + 1 == tc.epochs)) {
-      auto bank = extract_features_sharded(*method, data.train, norm, device);
-      auto query = extract_features_sharded(*method, data.test, norm, device);
-      const double knn = knn_top1(bank, data.train->labels(), query, data.test->labels(),
-                                  data.train->num_classes(), tc.knn_k, tc.knn_t);
-      rec["knn_top1"] = knn;
-      result.last_knn_top1 = knn;
-      if (!method->has_classifier()) metric = knn;
-    }
-    if (stat_sums.count("collapse_std")) {
-      const double dim = stat_sums.count("collapse_dim") ? stat_sums["collapse_dim"] / counted : 1.0;
-      const double healthy = 1.0 / std::sqrt(dim), measured = rec["collapse_std"].get<double>();
-      if (measured < 0.2 * healthy)
-        log_warn("representation collapse detected: per-channel std of the normalised output is " +
-                 std::to_string(measured) + " (healthy ~ 1/sqrt(d) = " + std::to_string(healthy) + ")");
-    }
-    if (stat_sums.count("effective_rank") && stat_sums.count("rank_bound")) {
-      // Behind a train-mode BatchNorm the std above stays ~1/sqrt(d) even for a batch on one line; the
-      // effective rank (RankMe) sees it.
-      const double bound = stat_sums["rank_bound"] / counted, erank = rec["effective_rank"].get<double>();
-      if (erank < kCollapsedRank)
-        log_warn("representation collapse detected: effective rank of the normalised output is " +
-                 std::to_string(erank) + " of at most " + std::to_string(static_cast<int64_t>(bound)) +
-                 " (the batch lies on a few directions)");
-    }
-    rec["nan_skips"] = result.nan_skips;
-    rec["rss_mb"] = resident_memory_mb();
-    rec["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rec["train_seconds"] = train_seconds;
-
-    if (config.augment.crop == "contrastive" && epoch + 1 >= config.augment.box_warmup &&
-        (epoch + 1) % config.augment.box_interval == 0 && epoch + 1 != tc.epochs) {
-      views->set_boxes(compute_boxes(*method, *data.train, norm, device, config.augment.box_thresh));
-      rec["boxes_updated"] = true;
-      log_info("ContrastiveCrop: boxes recomputed over " + std::to_string(data.train->size()) + " images");
-    }
-
-    std::ostringstream summary;
-    summary << "epoch " << epoch + 1 << "/" << tc.epochs << ": loss " << std::fixed << std::setprecision(4)
-            << rec["loss"].get<double>();
-    if (rec.contains("test_top1"))
-      summary << ", test top-1 " << std::setprecision(4) << rec["test_top1"].get<double>() << " (ECE "
-              << rec["test_ece"].get<double>() << "; clean train top-1 " << rec["train_clean_top1"].get<double>()
-              << ")";
-    if (rec.contains("knn_top1"))
-      summary << ", kNN top-1 " << std::setprecision(4) << rec["knn_top1"].get<double>();
-    summary << ", " << std::setprecision(0) << rec["images_per_s"].get<double>() << " img/s, "
-            << std::setprecision(1) << rec["seconds"].get<double>() << " s";
-    log_info(summary.str());
-
-    if (lead) {
-      append_jsonl(run_dir + "/metrics.jsonl", rec);
-      plot_run_curves_or_warn(run_dir);
-    }
-    const bool improved = metric > pos.best_metric;
-    pos = {epoch + 1, 0, (epoch + 1) * steps, std::max(pos.best_metric, metric), result.nan_skips};
-    std::vector<std::string> paths = last_path;
-    if (improved) paths.push_back(run_dir + "/best.ckpt");
-    if (lead) write_checkpoint_files(paths, pos, interval_due(pos.global_step));
-    result.epochs_done = epoch + 1;
-    bool stop_end = stop_requested(), requeue_end = requeue_requested();
-    if (dist::active()) {
-      auto flags = dist::all_reduce_sum(torch::tensor({stop_end ? 1.0 : 0.0, requeue_end ? 1.0 : 0.0}));
-      stop_end = flags[0].item<double>() > 0;
-      requeue_end = flags[1].item<double>() > 0;
-    }
-    if (stop_end && epoch + 1 < tc.epochs) {
-      log_info("stopped by signal after epoch " + std::to_string(epoch + 1) + "; checkpoint written to " +
-               run_dir + "/last.ckpt");
-      result.interrupted = true;
-      result.requeue = requeue_end;
-      return result;
-    }
-  }
-  return result;
+  trainer.add_callback(std::make_shared<ClassifierEvalCallback>(data.test, train_eval, norm, tc.eval_every));
+  trainer.add_callback(
+      std::make_shared<KnnMonitorCallback>(data.train, data.test, norm, tc.knn_every, tc.knn_k, tc.knn_t));
+  trainer.add_callback(std::make_shared<CollapseMonitorCallback>());
+  trainer.add_callback(std::make_shared<ContrastiveCropCallback>(views, data.train, norm, config.augment));
+  trainer.add_callback(std::make_shared<CurvesCallback>());
+  return trainer.fit(loader);
 }
 
 }  // namespace contrastive
