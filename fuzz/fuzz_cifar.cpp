@@ -7,7 +7,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace cd = contrastive::detail;
-  for (const auto kind : {std::pair{false, false}, std::pair{true, false}, std::pair{true, true}}) {
+  for (const auto& kind : {std::pair{false, false}, std::pair{true, false}, std::pair{true, true}}) {
     contrastive::fuzz::documented_errors_only(
         [&] { cd::parse_cifar_batch(data, size, "fuzz.bin", /*cifar100=*/kind.first, /*coarse=*/kind.second); });
   }
