@@ -1,4 +1,5 @@
 // Data layer: IDX/CIFAR readers, image folders, subsets, dataset loading and the background loader.
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -604,6 +605,22 @@ TEST(Loader, PrepareRunsInTheBackgroundAndItsErrorsReachNext) {
   EXPECT_EQ(failing.next(), std::nullopt);  // the error ends the epoch, once
   // After a failure the loader can start over.
   EXPECT_EQ(epoch_indices(failing, 1).size(), 4u);
+}
+
+TEST(Loader, ThreadsSetsTheWorkersIntraOpCountAndLeavesTheCallersAlone) {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  if (cores < 2) GTEST_SKIP() << "needs 2 cores";
+  configure_threads(2);
+  auto ds = counting_dataset(20);
+  LoaderOptions opts;
+  opts.batch_size = 10;
+  opts.threads = 1;
+  std::atomic<int> seen{0};
+  Loader loader(ds, opts, [&](Batch&) { seen = at::get_num_threads(); });
+  EXPECT_EQ(epoch_indices(loader, 0).size(), 2u);  // two batches of 10
+  EXPECT_EQ(seen.load(), 1);
+  EXPECT_EQ(at::get_num_threads(), 2);
+  configure_threads(0);
 }
 
 TEST(Loader, StoppingMidEpochDoesNotHang) {

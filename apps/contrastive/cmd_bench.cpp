@@ -85,7 +85,7 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
   cmd->add_option("--device", f->device, "auto | cpu | cuda")->capture_default_str();
   cmd->add_option("--threads", f->threads, "intra-op threads (0 = all cores)")->capture_default_str();
   cmd->add_option("--loader-threads", f->loader_threads,
-                  "intra-op threads of the augmentation thread (0 = LibTorch's default, as in training)")
+                  "intra-op threads of the augmentation thread (0 = auto, as in training: 1)")
       ->capture_default_str();
   cmd->add_option("--peak-size", f->peak_size, "n of the n^3 float32 GEMM measuring the peak (0 = skip)")
       ->capture_default_str();

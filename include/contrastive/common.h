@@ -19,7 +19,9 @@ class RunError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Sets LibTorch's intra-op threads: `requested` > 0 wins, otherwise every core. Returns the count used.
+// Sets LibTorch's intra-op threads and OpenBLAS's where LibTorch uses it (MKL follows LibTorch's count):
+// `requested` > 0 wins, otherwise every core. Returns the count used. The calling thread keeps that count even
+// if another thread sets a different one later (docs/architecture.md, "Threads").
 int configure_threads(int requested);
 
 // Mixes a seed with counters (epoch, step, purpose) into a new 64-bit seed: all randomness in a run is

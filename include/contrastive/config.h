@@ -137,6 +137,7 @@ struct TrainConfig {
   int64_t batch_size = 256;
   int64_t seed = 0;
   int64_t threads = 0;          // 0 = all cores
+  int64_t loader_threads = 0;   // intra-op threads of the augmentation thread; 0 = auto (1: docs/architecture.md)
   std::string device = "auto";  // auto | cpu | cuda
   std::string out;              // "" = runs/<method>-<dataset>-<timestamp>
   int64_t eval_every = 1;       // test top-1 every N epochs

@@ -127,6 +127,7 @@ struct LoaderOptions {
   int64_t prefetch = 2;  // batches prepared ahead
   int64_t rank = 0;      // distributed sampler: this process' shard
   int64_t world_size = 1;
+  int64_t threads = 0;  // intra-op threads of the worker thread (at::set_num_threads there); 0 = leave as is
 };
 
 // Produces batches in a background thread so the model never waits on I/O. The permutation of epoch e is

@@ -145,6 +145,7 @@ BenchResult run_bench(const BenchOptions& options) {
   if (options.peak_size < 0)
     throw InputError("invalid value for --peak-size: " + std::to_string(options.peak_size));
   Config config = options.config;
+  if (options.loader_threads > 0) config.train.loader_threads = options.loader_threads;
   resolve_defaults(config);
   const torch::Device device = resolve_device(config.train.device);
   // The same speed choices as `train` (precision and memory format "auto" unless asked for).
@@ -153,9 +154,6 @@ BenchResult run_bench(const BenchOptions& options) {
   const auto& tc = config.train;
   const bool bf16 = tc.precision == "bf16", channels_last = tc.memory_format == "channels-last";
   const int threads = configure_threads(static_cast<int>(tc.threads));
-  // Fixes this thread's OpenMP team size now: a thread takes LibTorch's global count at its first parallel op,
-  // and --loader-threads changes that global from the loader's thread.
-  (void)at::get_num_threads();
   torch::manual_seed(static_cast<uint64_t>(tc.seed));
 
   DataSplits data = load_data(config);
@@ -182,7 +180,7 @@ BenchResult run_bench(const BenchOptions& options) {
   r.memory_format = tc.memory_format;
   r.cpu = describe_cpu(host_cpu());
   r.build = describe_build(build_info());
-  r.loader_threads = options.loader_threads;
+  r.loader_threads = tc.loader_threads;
 
   const uint64_t seed = static_cast<uint64_t>(tc.seed);
   // Trainer::train_step, the training step itself (schedule, autocast, NaN policy, backward, optimizer step,
@@ -205,14 +203,8 @@ BenchResult run_bench(const BenchOptions& options) {
     lopt.batch_size = tc.batch_size;
     lopt.drop_last = true;
     lopt.seed = seed;
-    const int loader_threads = static_cast<int>(options.loader_threads);
-    Loader loader(data.train, lopt, [&, seed, loader_threads](Batch& b) {
-      // The augmentation thread otherwise runs its own OpenMP team of `threads` next to the model's.
-      thread_local bool configured = false;
-      if (loader_threads > 0 && !configured) {
-        at::set_num_threads(loader_threads);
-        configured = true;
-      }
+    lopt.threads = tc.loader_threads;
+    Loader loader(data.train, lopt, [&, seed](Batch& b) {
       b.views = (*views)(b.images, b.indices, mix_seed(seed, b.epoch, b.step, kViewSeedTag), device);
     });
     if (loader.steps_per_epoch() == 0)

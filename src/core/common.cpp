@@ -1,6 +1,7 @@
 #include "contrastive/common.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,10 +14,32 @@
 
 namespace contrastive {
 
+namespace {
+
+int set_blas_threads(int n) {
+  // OpenBLAS (the BLAS of Debian's LibTorch) keeps a thread pool of its own, sized at load time from
+  // OPENBLAS_NUM_THREADS / OMP_NUM_THREADS or the core count; at::set_num_threads does not reach it. Looked up
+  // at run time because the pip wheel's LibTorch has MKL instead, which at::set_num_threads sets.
+  using SetThreads = void (*)(int);
+  static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set == nullptr) return 0;
+  set(n);
+  return n;
+}
+
+}  // namespace
+
 int configure_threads(int requested) {
   int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
   if (n <= 0) n = 1;
   at::set_num_threads(n);
+  // A thread takes LibTorch's global count at its first parallel op: taking it now keeps this thread at n even
+  // when another thread (the loader's) changes that global later.
+  (void)at::get_num_threads();
+  // The GEMMs (linear layers, similarity matrices) then run on n threads whatever the environment says: with
+  // OpenBLAS at its load-time default, a run's weights depended on OMP_NUM_THREADS (docs/architecture.md,
+  // "Threads").
+  set_blas_threads(n);
   return n;
 }
 

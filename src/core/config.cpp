@@ -72,6 +72,8 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"train", "batch_size", "batch-size", &t.batch_size, "images per step (each gives several views)"},
       {"train", "seed", "seed", &t.seed, "random seed (a CPU run with the same seed and threads repeats)"},
       {"train", "threads", "threads", &t.threads, "intra-op threads (0 = all cores)"},
+      {"train", "loader_threads", "loader-threads", &t.loader_threads,
+       "intra-op threads of the augmentation thread (0 = auto: 1)"},
       {"train", "device", "device", &t.device, "auto | cpu | cuda"},
       {"train", "out", "out", &t.out, "run directory (default runs/<method>-<dataset>-<time>)"},
       {"train", "eval_every", "eval-every", &t.eval_every, "test accuracy every N epochs"},
@@ -466,7 +468,16 @@ std::string resolve_speed_defaults(Config& c, const SpeedContext& ctx) {
                      "with fewer than " +
                      std::to_string(kMinChannelsLastWidth) + " input channels does not return; use --width >= " +
                      std::to_string(kMinChannelsLastWidth) + " or --memory-format contiguous");
-  return "precision " + why + "; memory format " + layout;
+  // The augmentation thread runs next to the model step's intra-op team: with a team of its own on every core
+  // the two contend for the same cores (docs/architecture.md, "Threads").
+  std::string loader;
+  if (t.loader_threads == 0) {
+    t.loader_threads = 1;
+    loader = "1 (auto: the augmentation thread stays off the step's cores; --loader-threads N to change)";
+  } else {
+    loader = std::to_string(t.loader_threads) + " (asked for)";
+  }
+  return "precision " + why + "; memory format " + layout + "; loader threads " + loader;
 }
 
 namespace {
@@ -567,6 +578,7 @@ void validate(const Config& c, int64_t world_size) {
           show(t.batch_size) + " (method " + info.name + " needs at least " + show(info.min_batch) +
               " images per batch)");
   require(t.threads >= 0, "--threads", show(t.threads) + " (must be >= 0)");
+  require(t.loader_threads >= 0, "--loader-threads", show(t.loader_threads) + " (must be >= 0)");
   require_one_of("--device", t.device, {"auto", "cpu", "cuda"});
   require_one_of("--precision", t.precision, {"auto", "fp32", "bf16"});
   require_one_of("--memory-format", t.memory_format, {"auto", "channels-last", "contiguous"});

@@ -1,6 +1,7 @@
 // Background batch loader with a bounded prefetch queue and DistributedSampler-style sharding.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <condition_variable>
 #include <deque>
@@ -95,6 +96,9 @@ void Loader::start_epoch(int64_t epoch, int64_t first_step) {
   state_->worker = std::thread([this, shard, epoch, first_step, steps, per_rank] {
     State& st = *state_;
     try {
+      // A new thread takes LibTorch's global count at its first parallel op; this sets its own (and the global,
+      // which the caller's threads no longer read: configure_threads pinned them).
+      if (options_.threads > 0) at::set_num_threads(static_cast<int>(options_.threads));
       for (int64_t step = first_step; step < steps; ++step) {
         {
           std::lock_guard<std::mutex> lock(st.mutex);

@@ -953,6 +953,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   lopt.seed = static_cast<uint64_t>(tc.seed);
   lopt.rank = dist::rank();
   lopt.world_size = dist::world_size();
+  lopt.threads = tc.loader_threads;
   const uint64_t seed = static_cast<uint64_t>(tc.seed);
   Loader loader(data.train, lopt, [&, seed](Batch& b) {
     b.views = (*views)(b.images, b.indices, mix_seed(seed, b.epoch, b.step, kViewSeedTag), device);
