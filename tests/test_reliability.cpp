@@ -298,8 +298,9 @@ TEST(Reliability, WeightsDoNotDependOnTheThreadEnvironment) {
   // --threads 1 ended at other weights under OMP_NUM_THREADS=1 than under 2 (docs/architecture.md, "Threads").
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("threads-env");
-  const std::string flags = "train --method simclr --dataset fashion-mnist --train-subset 256 --test-subset 64"
-                            " --width 8 --epochs 1 --knn-every 0 --threads 1 --seed 3 --batch-size 32 --out ";
+  const std::string flags =
+      "train --method simclr --dataset fashion-mnist --train-subset 256 --test-subset 64"
+      " --width 8 --epochs 1 --knn-every 0 --threads 1 --seed 3 --batch-size 32 --out ";
   auto one = test_util::run_cli_env("OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1", flags + dir + "/one");
   ASSERT_EQ(one.status, 0) << one.output;
   auto two = test_util::run_cli_env("OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2", flags + dir + "/two");
