@@ -64,7 +64,8 @@ def training_figures(run_dir, side):
     if side == "lightly":
         with open(os.path.join(run_dir, "train.json")) as f:
             t = json.load(f)
-        return t["images"], t["train_seconds"], t["versions"], t.get("workers"), "fp32", "contiguous"
+        return (t["images"], t["train_seconds"], t["versions"], t.get("workers"), "fp32",
+                t.get("memory_format", "contiguous"))
     images, seconds = 0.0, 0.0
     for e in read_lines(os.path.join(run_dir, "run", "metrics.jsonl")):
         images += e["images_per_s"] * e["train_seconds"]
