@@ -466,7 +466,8 @@ std::string resolve_speed_defaults(Config& c, const SpeedContext& ctx) {
                      ": on this CPU (" + ctx.cpu_model +
                      ", no AVX-512) oneDNN's channels-last backward of a strided 1x1 convolution "
                      "with fewer than " +
-                     std::to_string(kMinChannelsLastWidth) + " input channels does not return; use --width >= " +
+                     std::to_string(kMinChannelsLastWidth) +
+                     " input channels corrupts memory (a crash or a hang); use --width >= " +
                      std::to_string(kMinChannelsLastWidth) + " or --memory-format contiguous");
   // The augmentation thread runs next to the model step's intra-op team: with a team of its own on every core
   // the two contend for the same cores (docs/architecture.md, "Threads").
