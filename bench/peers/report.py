@@ -167,9 +167,10 @@ def cmd_table(args):
                       f"`{rs[0]['command']}` |")
         if variants["lightly"] and variants["contrastive"]:
             print()
-            theirs = variants["lightly"][0][1]
+            mean = lambda rs, k: mean_std([r[k] for r in rs])[0]  # noqa: E731
+            # The best against the best: ours against lightly's fastest configuration in the table.
+            theirs = max((rs for _, rs in variants["lightly"]), key=lambda rs: mean(rs, "images_per_s"))
             for _, ours in variants["contrastive"]:
-                mean = lambda rs, k: mean_std([r[k] for r in rs])[0]  # noqa: E731
                 d_knn = 100 * (mean(ours, "knn_top1") - mean(theirs, "knn_top1"))
                 d_lin = 100 * (mean(ours, "linear_top1_best") - mean(theirs, "linear_top1_best"))
                 speed = mean(ours, "images_per_s") / max(1e-9, mean(theirs, "images_per_s"))
@@ -177,7 +178,7 @@ def cmd_table(args):
                 fast = "met" if speed >= GOAL_SPEEDUP else "NOT met"
                 print(f"{label('contrastive', ours)} − {label('lightly', theirs)}: kNN {d_knn:+.2f} points, linear "
                       f"(best) {d_lin:+.2f} points (goal ≥ −{GOAL_ACCURACY_POINTS}: {acc}); throughput "
-                      f"{speed:.2f}× (goal ≥ {GOAL_SPEEDUP}×: {fast}).  ")
+                      f"{speed:.2f}× (goal ≥ {GOAL_SPEEDUP}×: {fast}); lightly's fastest configuration here.  ")
         print()
     cpus = sorted({r.get("cpu", "?") for r in recs})
     if cpus:
