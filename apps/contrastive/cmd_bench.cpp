@@ -117,8 +117,8 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
     o.config.train.allow_emulated_bf16 = f->allow_emulated_bf16;
     o.config.train.bf16 = f->bf16;
     o.config.train.channels_last = f->channels_last;
+    o.config.train.loader_threads = f->loader_threads;
     o.peak_size = f->peak_size;
-    o.loader_threads = f->loader_threads;
     o.profile_path = f->profile;
     const BenchResult r = run_bench(o);
     if (f->json)

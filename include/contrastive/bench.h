@@ -17,10 +17,9 @@ struct BenchOptions {
   Config config;       // method, model, data, batch size, threads, device (resolve_defaults is applied)
   int64_t steps = 20;  // timed steps of each measurement
   int64_t warmup = 3;  // untimed steps first (allocator, oneDNN primitive caches)
-  // Precision and memory format come from config.train (precision, memory_format, allow_emulated_bf16: "auto"
-  // picks this machine's default, as `train` does).
-  int64_t loader_threads = 0;  // intra-op threads of the augmentation thread (0 = LibTorch's, as the trainer)
-  int64_t peak_size = 2048;    // n of the n x n x n float32 GEMM that measures the peak (0 = skip)
+  // Precision, memory format and the augmentation thread's count come from config.train (precision,
+  // memory_format, allow_emulated_bf16, loader_threads: "auto" / 0 picks this machine's default, as `train` does).
+  int64_t peak_size = 2048;  // n of the n x n x n float32 GEMM that measures the peak (0 = skip)
   // Non-empty: the model-only measurement also runs `steps` more steps under LibTorch's operator profiler and
   // writes them to this file as a Chrome trace (bench/profile_compare.py sets it against the Python reference's).
   std::string profile_path;

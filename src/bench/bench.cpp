@@ -140,12 +140,9 @@ BenchResult run_bench(const BenchOptions& options) {
     throw InputError("invalid value for --steps: " + std::to_string(options.steps) + " (must be >= 1)");
   if (options.warmup < 0)
     throw InputError("invalid value for --warmup: " + std::to_string(options.warmup) + " (must be >= 0)");
-  if (options.loader_threads < 0)
-    throw InputError("invalid value for --loader-threads: " + std::to_string(options.loader_threads));
   if (options.peak_size < 0)
     throw InputError("invalid value for --peak-size: " + std::to_string(options.peak_size));
   Config config = options.config;
-  if (options.loader_threads > 0) config.train.loader_threads = options.loader_threads;
   resolve_defaults(config);
   const torch::Device device = resolve_device(config.train.device);
   // The same speed choices as `train` (precision and memory format "auto" unless asked for).

@@ -16,15 +16,13 @@ namespace contrastive {
 
 namespace {
 
-int set_blas_threads(int n) {
+void set_blas_threads(int n) {
   // OpenBLAS (the BLAS of Debian's LibTorch) keeps a thread pool of its own, sized at load time from
   // OPENBLAS_NUM_THREADS / OMP_NUM_THREADS or the core count; at::set_num_threads does not reach it. Looked up
   // at run time because the pip wheel's LibTorch has MKL instead, which at::set_num_threads sets.
   using SetThreads = void (*)(int);
   static const auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (set == nullptr) return 0;
-  set(n);
-  return n;
+  if (set != nullptr) set(n);
 }
 
 }  // namespace
