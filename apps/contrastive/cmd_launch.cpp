@@ -98,6 +98,10 @@ int run_launch(const LaunchArgs& a) {
       setenv("MASTER_ADDR", a.master_addr.c_str(), 1);
       setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
       setenv("CONTRASTIVE_LAUNCHER", "contrastive launch", 1);
+      // The workers share this machine's cores: OpenMP threads that sleep at once when idle, instead of
+      // spinning, keep one worker's waits off another's cores (docs/architecture.md, "Threads"). The
+      // environment wins.
+      setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
       execv(exe, argv.data());
       std::cerr << "launch: cannot start " << exe << ": " << std::strerror(errno) << std::endl;
       _exit(127);
