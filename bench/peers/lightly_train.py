@@ -221,6 +221,12 @@ def main():
         if "loss_scale" not in hp:
             sys.exit(f"lightly_train.py: --loss-scale is for simclr and byol, not {args.method}")
         hp["loss_scale"] = args.loss_scale
+    if args.channels_last and hp.get("bn_splits", 1) > 1:
+        # lightly 1.6.0's SplitBatchNorm (lightly/models/batchnorm.py) folds the splits into channels with .view,
+        # which an NHWC tensor cannot take ("view size is not compatible with input tensor's size and stride").
+        print(f"lightly_train.py: --channels-last: lightly's SplitBatchNorm, which {args.method} uses, cannot take "
+              "channels-last input (it reshapes with .view); run it without --channels-last", file=sys.stderr)
+        sys.exit(2)
     if args.joint_forward:
         if args.method != "simclr":
             sys.exit("lightly_train.py: --joint-forward is for simclr")
