@@ -36,11 +36,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 fail() { echo "run.sh: $*" >&2; exit 1; }
+usage_error() { echo "run.sh: $*" >&2; exit 2; }
 for m in $METHODS; do
-  case "$m" in simclr|moco|byol|simsiam) ;; *) fail "--methods: '$m' is not one of simclr moco byol simsiam" ;; esac
+  case "$m" in simclr|moco|byol|simsiam) ;; *) usage_error "--methods: '$m' is not one of simclr moco byol simsiam" ;; esac
 done
 for s in $SIDES; do
-  case "$s" in contrastive|lightly) ;; *) fail "--sides: '$s' is not one of contrastive lightly" ;; esac
+  case "$s" in contrastive|lightly) ;; *) usage_error "--sides: '$s' is not one of contrastive lightly" ;; esac
 done
 BIN=build/contrastive
 PY=${VENV:-.venv}/bin/python
@@ -84,7 +85,7 @@ run_side() {  # method side seed
   fi
   echo "== $m / $side / seed $seed: $cmd"
   local t0=$SECONDS
-  # shellcheck disable=SC2086 -- the command is a word list
+  # shellcheck disable=SC2086  # the command is a word list
   /usr/bin/time -v -o "$dir/time.txt" $cmd >"$dir/train.log" 2>&1 ||
     fail "$m / $side failed; see $dir/train.log: $(tail -n 3 "$dir/train.log" | tr '\n' ' ')"
   if [ "$side" = contrastive ]; then
