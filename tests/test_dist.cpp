@@ -287,7 +287,13 @@ TEST(DistRuns, ResumeNeedsTheSameWorldSize) {
   ASSERT_EQ(two.status, 130) << two.output;
   auto one = run_cli("train --resume " + dir + "/r --threads 1");
   EXPECT_EQ(one.status, 2) << one.output;
-  EXPECT_NE(one.output.find("written by a run of 2 process(es)"), std::string::npos) << one.output;
+  EXPECT_NE(one.output.find("written by a run of 2 process(es), this one has 1"), std::string::npos) << one.output;
+  // Automatic resume (the same command with one process) takes the same decision, with the same reason.
+  auto same = run_cli(step_flags("simclr", 32, 2) + " --out " + dir + "/r");
+  EXPECT_EQ(same.status, 2) << same.output;
+  EXPECT_NE(same.output.find("written by a run of 2 process(es), this one has 1; resume it with 2"),
+            std::string::npos)
+      << same.output;
   // With 2 processes it continues.
   auto again = run_cli("launch -n 2 -- train --resume " + dir + "/r --threads 1 --stop-after-steps 4");
   EXPECT_EQ(again.status, 130) << again.output;

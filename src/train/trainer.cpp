@@ -340,6 +340,15 @@ bool due(int64_t epoch, int64_t every, int64_t epochs) {
   return every > 0 && (epoch % every == 0 || epoch == epochs);
 }
 
+// Empty when a checkpoint written by `saved` processes can continue in a run of `world`; else why not. The data
+// order and the batch per process depend on the world size, so a resume keeps it (README "Long jobs").
+std::string world_size_mismatch(const std::string& path, int64_t saved, int64_t world) {
+  if (saved == world) return "";
+  return path + ": written by a run of " + std::to_string(saved) + " process(es), this one has " +
+         std::to_string(world) + "; resume it with " + std::to_string(saved) +
+         " (the data order and the batch per process depend on it)";
+}
+
 // A checkpoint to continue from: the saved config becomes the run's, except the keys a resume may change
 // (taken from `config`). A checkpoint of another world size -> InputError.
 Checkpoint read_resume_point(const std::string& path, Config& config, int64_t world) {
@@ -349,10 +358,8 @@ Checkpoint read_resume_point(const std::string& path, Config& config, int64_t wo
   // checkpoints may change.
   copy_config_keys(config, saved, resume_mutable_keys());
   config = saved;
-  if (ckpt.world_size() != world)
-    throw InputError(path + ": written by a run of " + std::to_string(ckpt.world_size()) +
-                     " process(es); resume it with " + std::to_string(ckpt.world_size()) +
-                     " (the data order and the batch per process depend on it), not " + std::to_string(world));
+  const std::string mismatch = world_size_mismatch(path, ckpt.world_size(), world);
+  if (!mismatch.empty()) throw InputError(mismatch);
   return ckpt;
 }
 
@@ -463,9 +470,8 @@ std::string RunDirectory::resume_decision(const Config& config, int64_t world,
   for (const auto& path : candidates) {
     try {
       const Checkpoint ckpt = Checkpoint::read(path);
-      if (ckpt.world_size() != world)
-        return "error:" + path + ": written by a run of " + std::to_string(ckpt.world_size()) +
-               " process(es), this one has " + std::to_string(world) + "; " + again;
+      const std::string mismatch = world_size_mismatch(path, ckpt.world_size(), world);
+      if (!mismatch.empty()) return "error:" + mismatch + ", or choose another --out";
       const std::string diff =
           first_config_difference(ckpt.config(), config, resume_mutable_keys(), path, "this command");
       if (!diff.empty())
