@@ -9,6 +9,8 @@
 #   ROWS     any of "ce cds-supcon cds-simclr dsn" (default all)
 #   EXTRA    flags added to every run                DATASET (default fashion-mnist)
 #   OUT      (default runs/overfit)                  BIN     (default build/contrastive)
+#   AUGMENT  the augmentation preset of every row (default cds: Cutout on view 1; supervised: crop + flip only,
+#            a regime that overfits sooner)
 # Rerunning continues: a finished run (EPOCHS records in metrics.jsonl) is skipped, an unfinished one is started
 # again with the same command, which resumes it from its checkpoint (automatic resume, README "Long jobs").
 # shellcheck disable=SC2046  # lists of run directories are split into arguments on purpose
@@ -22,6 +24,7 @@ SEEDS=${SEEDS:-0 1 2}
 JOBS=${JOBS:-2}
 EXTRA=${EXTRA:-}
 DATASET=${DATASET:-fashion-mnist}
+AUGMENT=${AUGMENT:-cds}
 ROWS=${ROWS:-ce cds-supcon cds-simclr dsn}
 for r in $ROWS; do
   case "$r" in
@@ -37,7 +40,7 @@ want() { [[ " $ROWS " == *" $1 "* ]]; }
 # Milestones as fractions of the run (all < 1): 90/300, 180/300, 280/300. `--views 2`: the cds preset makes two
 # views; CE trains on the first (crop, flip, Cutout), the view CDS's own cross-entropy sees.
 COMMON="--dataset $DATASET --arch resnet18 --width 16 --epochs $EPOCHS --train-subset $SUBSET \
---schedule step --milestones 0.3,0.6,0.9333 --weight-decay 5e-4 --augment cds --views 2 --knn-every 0 \
+--schedule step --milestones 0.3,0.6,0.9333 --weight-decay 5e-4 --augment $AUGMENT --views 2 --knn-every 0 \
 --threads 1 $EXTRA"
 mkdir -p "$OUT"
 
@@ -54,7 +57,7 @@ COLS=best,last,ece,train,seconds,seeds
 sum() { python3 scripts/summarize.py --cols $COLS "$1" $(for s in $SEEDS; do echo "$OUT/$2-s$s"; done); }
 {
   echo "Overfitting regime: $DATASET, $SUBSET training images, $EPOCHS epochs (step schedule at 30/60/93% of them),"
-  echo "weight decay 5e-4, cds augmentation (Cutout) for every row; mean ± std over seeds $SEEDS."
+  echo "weight decay 5e-4, $AUGMENT augmentation for every row; mean ± std over seeds $SEEDS."
   echo
   python3 scripts/summarize.py --cols $COLS --header
   want ce && sum "CE" ce
