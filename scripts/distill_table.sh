@@ -26,12 +26,6 @@ JOBS=${JOBS:-2}
 EXTRA=${EXTRA:-}
 DATASET=${DATASET:-fashion-mnist}
 ROWS=${ROWS:-ce cds kd cds-kd}
-for r in $ROWS; do
-  case "$r" in
-    ce | cds | kd | cds-kd) ;;
-    *) echo "distill_table.sh: unknown row '$r' in ROWS (expected any of: ce cds kd cds-kd)" >&2; exit 2 ;;
-  esac
-done
 if ! [[ "$TEACHER_SEED" =~ ^[0-9]+$ ]]; then
   echo "distill_table.sh: TEACHER_SEED must be a non-negative integer, got '$TEACHER_SEED'" >&2
   exit 2
@@ -40,11 +34,9 @@ SCRIPT=distill_table.sh
 # shellcheck source=scripts/runs_lib.sh
 source scripts/runs_lib.sh  # run, launch, check_jobs_and_bin; the TERM trap
 check_jobs_and_bin
-want() { [[ " $ROWS " == *" $1 "* ]]; }
-# The regime of overfit_table.sh; the architecture is given per row.
-COMMON="--dataset $DATASET --width 16 --epochs $EPOCHS --train-subset $SUBSET \
---schedule step --milestones 0.3,0.6,0.9333 --weight-decay 5e-4 --augment cds --views 2 --knn-every 0 \
---threads 1 $EXTRA"
+check_rows ce cds kd cds-kd
+# The regime of overfit_table.sh (overfit_regime, runs_lib.sh); the architecture is given per row.
+COMMON="$(overfit_regime cds) --threads 1 $EXTRA"
 mkdir -p "$OUT"
 TEACHER=teacher-r34-s$TEACHER_SEED
 needs_teacher=0
@@ -74,7 +66,6 @@ fi
 wait
 
 COLS=best,last,ece,train,seconds,seeds
-sum() { python3 scripts/summarize.py --cols $COLS "$1" $(for s in $SEEDS; do echo "$OUT/$2-s$s"; done); }
 {
   echo "Distillation: $DATASET, $SUBSET training images, $EPOCHS epochs (step schedule at 30/60/93% of them),"
   echo "weight decay 5e-4, cds augmentation (Cutout) for every row; students resnet18 over seeds $SEEDS,"
@@ -82,15 +73,11 @@ sum() { python3 scripts/summarize.py --cols $COLS "$1" $(for s in $SEEDS; do ech
   echo
   python3 scripts/summarize.py --cols $COLS --header
   [ "$needs_teacher" = 1 ] && python3 scripts/summarize.py --cols $COLS "resnet34 CDS teacher" "$OUT/$TEACHER"
-  want ce && sum "resnet18 CE alone" ce
-  want cds && sum "resnet18 CDS alone" cds
-  want kd && sum "resnet18 CE + KD (logits)" kd
-  want cds-kd && sum "resnet18 CDS-KD (embeddings + logits)" cds-kd
+  want ce && summary_row "resnet18 CE alone" ce
+  want cds && summary_row "resnet18 CDS alone" cds
+  want kd && summary_row "resnet18 CE + KD (logits)" kd
+  want cds-kd && summary_row "resnet18 CDS-KD (embeddings + logits)" cds-kd
   true  # the group's status is not that of the last `want`
 } | tee "$OUT/table.md"
 
-failed=$(find "$OUT" -maxdepth 1 -name '*.failed' | wc -l)
-if [ "$failed" -gt 0 ]; then
-  echo "distill_table.sh: $failed run(s) failed (OUT/*.failed); the table leaves them out or shows them partly" >&2
-  exit 1
-fi
+report_failures "the table leaves them out or shows them partly"

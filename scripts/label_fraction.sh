@@ -103,8 +103,4 @@ else
   echo "label_fraction.sh: gnuplot not found: $PNG not drawn ($DAT has the numbers)" >&2
 fi
 
-failed=$(find "$OUT" -maxdepth 1 -name '*.failed' | wc -l)
-if [ "$failed" -gt 0 ]; then
-  echo "label_fraction.sh: $failed run(s) failed (OUT/*.failed); the table and the curve leave them out" >&2
-  exit 1
-fi
+report_failures "the table and the curve leave them out"

@@ -26,22 +26,14 @@ EXTRA=${EXTRA:-}
 DATASET=${DATASET:-fashion-mnist}
 AUGMENT=${AUGMENT:-cds}
 ROWS=${ROWS:-ce cds-supcon cds-simclr dsn}
-for r in $ROWS; do
-  case "$r" in
-    ce | cds-supcon | cds-simclr | dsn) ;;
-    *) echo "overfit_table.sh: unknown row '$r' in ROWS (expected any of: ce cds-supcon cds-simclr dsn)" >&2; exit 2 ;;
-  esac
-done
 SCRIPT=overfit_table.sh
 # shellcheck source=scripts/runs_lib.sh
 source scripts/runs_lib.sh  # run, launch, check_jobs_and_bin; the TERM trap
 check_jobs_and_bin
-want() { [[ " $ROWS " == *" $1 "* ]]; }
-# Milestones as fractions of the run (all < 1): 90/300, 180/300, 280/300. `--views 2`: the cds preset makes two
-# views; CE trains on the first (crop, flip, Cutout), the view CDS's own cross-entropy sees.
-COMMON="--dataset $DATASET --arch resnet18 --width 16 --epochs $EPOCHS --train-subset $SUBSET \
---schedule step --milestones 0.3,0.6,0.9333 --weight-decay 5e-4 --augment $AUGMENT --views 2 --knn-every 0 \
---threads 1 $EXTRA"
+check_rows ce cds-supcon cds-simclr dsn
+# overfit_regime (runs_lib.sh): the step schedule, wd 5e-4 and `--views 2`. The cds preset makes two views; CE
+# trains on the first (crop, flip, Cutout), the view CDS's own cross-entropy sees.
+COMMON="$(overfit_regime "$AUGMENT") --arch resnet18 --threads 1 $EXTRA"
 mkdir -p "$OUT"
 
 
@@ -54,21 +46,16 @@ done
 wait
 
 COLS=best,last,ece,train,seconds,seeds
-sum() { python3 scripts/summarize.py --cols $COLS "$1" $(for s in $SEEDS; do echo "$OUT/$2-s$s"; done); }
 {
   echo "Overfitting regime: $DATASET, $SUBSET training images, $EPOCHS epochs (step schedule at 30/60/93% of them),"
   echo "weight decay 5e-4, $AUGMENT augmentation for every row; mean ± std over seeds $SEEDS."
   echo
   python3 scripts/summarize.py --cols $COLS --header
-  want ce && sum "CE" ce
-  want cds-supcon && sum "CDS (SupCon)" cds-supcon
-  want cds-simclr && sum "CDS (SimCLR)" cds-simclr
-  want dsn && sum "DSN (CE on the heads)" dsn
+  want ce && summary_row "CE" ce
+  want cds-supcon && summary_row "CDS (SupCon)" cds-supcon
+  want cds-simclr && summary_row "CDS (SimCLR)" cds-simclr
+  want dsn && summary_row "DSN (CE on the heads)" dsn
   true  # the group's status is not that of the last `want`
 } | tee "$OUT/table.md"
 
-failed=$(find "$OUT" -maxdepth 1 -name '*.failed' | wc -l)
-if [ "$failed" -gt 0 ]; then
-  echo "overfit_table.sh: $failed run(s) failed (OUT/*.failed); the table leaves them out or shows them partly" >&2
-  exit 1
-fi
+report_failures "the table leaves them out or shows them partly"
