@@ -8,11 +8,13 @@
 #   bench/run_benchmark.sh [--method simclr|cds] [--width 16] [--batch-size 256] [--steps 20] [--warmup 3]
 #                          [--threads 2] [--repeats 3] [--cpp-flags ""] [--py-flags "--workers 2"]
 #                          [--py-configs "fp32;fp32 --channels-last;--bf16 --channels-last"]
+#                          [--cpp-alt "--fused-bn off"]
 # Python's configurations default to fp32 contiguous, fp32 channels-last, and bf16 channels-last where the CPU
-# has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo).
+# has native bf16 (avx512_bf16 or amx_bf16 in /proc/cpuinfo). --cpp-alt adds a second C++ configuration (the
+# default plus those flags) to every repeat, reported beside the default (an A/B of one product setting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-METHOD=simclr WIDTH=16 BATCH=256 STEPS=20 WARMUP=3 THREADS=2 REPEATS=3 CPP_FLAGS="" PY_FLAGS="" PY_CONFIGS=""
+METHOD=simclr WIDTH=16 BATCH=256 STEPS=20 WARMUP=3 THREADS=2 REPEATS=3 CPP_FLAGS="" PY_FLAGS="" PY_CONFIGS="" CPP_ALT=""
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || { echo "run_benchmark.sh: $1 needs a value" >&2; exit 2; }
   case "$1" in
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --cpp-flags) CPP_FLAGS=$2 ;;
     --py-flags) PY_FLAGS=$2 ;;
     --py-configs) PY_CONFIGS=$2 ;;
+    --cpp-alt) CPP_ALT=$2 ;;
     *) echo "run_benchmark.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -43,22 +46,31 @@ CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 FEAT=$(grep -m1 -owE 'avx2' /proc/cpuinfo || true)
 for f in avx512f avx512_bf16 amx_bf16; do grep -qw "$f" /proc/cpuinfo && FEAT="$FEAT $f"; done
 echo "# $(date -u +%FT%TZ) $(uname -n): $CPU, $(nproc) logical CPUs, features: $FEAT; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-echo "# config: $COMMON; C++ flags '${CPP_FLAGS}'; Python configs: ${PY_CONFIGS}; repeats $REPEATS; raw in $OUT" >&2
-run_cpp() {
+# shellcheck disable=SC2016  # the quotes are literal: the whole line is in double quotes
+echo "# config: $COMMON; C++ flags '${CPP_FLAGS}'${CPP_ALT:+, alternative '$CPP_ALT'}; Python configs: ${PY_CONFIGS}; repeats $REPEATS; raw in $OUT" >&2
+run_cpp() {  # $1: extra flags of the alternative C++ configuration ("" = the default)
+  local name=default
+  [ -n "${1:-}" ] && name="alt $1"
   # shellcheck disable=SC2086
-  "$CLI" bench $COMMON $CPP_FLAGS --json 2>/dev/null | grep '^{' | sed 's/^{/{"impl":"cpp","config":"default",/' >>"$OUT"
+  "$CLI" bench $COMMON $CPP_FLAGS ${1:-} --json 2>/dev/null | grep '^{' | sed "s/^{/{\"impl\":\"cpp\",\"config\":\"$name\",/" >>"$OUT"
 }
 run_py() {  # $1: the configuration ("fp32" alone means no flags)
   local flags=${1#fp32}
   # shellcheck disable=SC2086
   "$PY" bench/reference.py $COMMON $flags $PY_FLAGS | grep '^{' | sed "s/^{/{\"config\":\"$1\",/" >>"$OUT"
 }
-n=${#CONFIGS[@]}
+# Every repeat runs each entry once; the order rotates from repeat to repeat (C++ first, then second, ...).
+ENTRIES=("cpp:")
+[ -n "$CPP_ALT" ] && ENTRIES+=("cpp:$CPP_ALT")
+for cfg in "${CONFIGS[@]}"; do ENTRIES+=("py:$cfg"); done
+n=${#ENTRIES[@]}
 for r in $(seq 1 "$REPEATS"); do
-  # rotate the order: C++ first, then last, then in the middle, ...
-  pos=$(( (r - 1) % (n + 1) ))
-  for i in $(seq 0 "$n"); do
-    if [ "$i" -eq "$pos" ]; then run_cpp; else j=$(( i < pos ? i : i - 1 )); run_py "${CONFIGS[$j]}"; fi
+  for i in $(seq 0 $((n - 1))); do
+    e=${ENTRIES[$(( (i + r - 1) % n ))]}
+    case "$e" in
+      cpp:*) run_cpp "${e#cpp:}" ;;
+      py:*) run_py "${e#py:}" ;;
+    esac
   done
   echo "# repeat $r/$REPEATS done" >&2
 done
@@ -71,7 +83,7 @@ for r in rows:
     groups.setdefault((r["impl"], r["config"]), []).append(r)
 med = {g: {k: statistics.median(x[k] for x in sel) for k in keys if all(k in x for x in sel)}
        for g, sel in groups.items()}
-cpp = [g for g in med if g[0] == "cpp"]
+cpp = sorted((g for g in med if g[0] == "cpp"), key=lambda g: g[1] != "default")
 py = sorted((g for g in med if g[0] == "python"), key=lambda g: -med[g]["images_per_s"])
 if not cpp or not py:
     sys.exit("run_benchmark.sh: no results (see the runs' stderr above)")
@@ -79,7 +91,7 @@ c = cpp[0]
 cr = groups[c][0]
 print("CPU: %s; C++ default picked: %s, %s" % (sys.argv[2], cr.get("precision", "?"), cr.get("memory_format", "?")))
 print("%-34s %6s %14s %14s %12s" % ("median over runs", "runs", "end-to-end/s", "model-only/s", "peak RSS MB"))
-for g in [c] + py:
+for g in cpp + py:
     m = med[g]
     print("%-34s %6d %14.1f %14.1f %12.0f" % ("%s %s" % g, len(groups[g]), m["images_per_s"],
                                               m["model_images_per_s"], m["peak_rss_mb"]))

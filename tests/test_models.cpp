@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "contrastive/models.h"
 
 using namespace contrastive;
@@ -87,4 +89,134 @@ TEST(Heads, SepConvHalvesTheResolution) {
   int frozen = 0;
   for (auto& p : mlp->parameters()) frozen += !p.requires_grad();
   EXPECT_EQ(frozen, 1);
+}
+
+// ---- fused BN (+ residual) + ReLU (src/models/fused_bn.cpp) against ATen's unfused chain ----
+
+namespace {
+
+struct BnCase {
+  torch::Tensor y, dx, dres, dw, db, rm, rv;
+};
+
+// Training-mode BN + optional residual + ReLU, forward and backward with a fixed upstream gradient, fused (in
+// float) or through torch::batch_norm / add / relu in double (the reference), results in float.
+BnCase run_bn_case(const torch::Tensor& x0, const torch::Tensor& res0, const torch::Tensor& w0,
+                   const torch::Tensor& b0, const torch::Tensor& gy, bool fused) {
+  const auto type = fused ? torch::kFloat : torch::kDouble;
+  auto x = x0.to(type).clone(torch::MemoryFormat::ChannelsLast).requires_grad_(true);
+  torch::Tensor res;
+  if (res0.defined()) res = res0.to(type).clone(torch::MemoryFormat::ChannelsLast).requires_grad_(true);
+  auto w = w0.to(type).clone().requires_grad_(true), b = b0.to(type).clone().requires_grad_(true);
+  auto rm = torch::zeros({x0.size(1)}, type), rv = torch::ones({x0.size(1)}, type);
+  torch::Tensor y;
+  if (fused) {
+    EXPECT_TRUE(fused_bn_relu_applies(x, res, w));
+    y = fused_batch_norm_relu(x, res, w, b, rm, rv, 0.1, 1e-5);
+  } else {
+    y = torch::batch_norm(x, w, b, rm, rv, true, 0.1, 1e-5, true);
+    if (res.defined()) y = y + res;
+    y = torch::relu(y);
+  }
+  y.backward(gy.to(type));
+  auto f = [](const torch::Tensor& t) { return t.defined() ? t.to(torch::kFloat) : t; };
+  return {f(y.detach()), f(x.grad()), f(res.defined() ? res.grad() : torch::Tensor()), f(w.grad()), f(b.grad()),
+          f(rm),         f(rv)};
+}
+
+void expect_close(const torch::Tensor& a, const torch::Tensor& b, double tol, const std::string& what) {
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  const double err = (a - b).abs().max().item<double>(), scale = b.abs().max().item<double>() + 1e-12;
+  EXPECT_LE(err, tol * scale) << what << ": max error " << err << " against max " << scale;
+}
+
+}  // namespace
+
+TEST(FusedBatchNorm, MatchesATenForwardBackwardAndRunningStats) {
+  torch::manual_seed(3);
+  // C from 1 (stem of a grey image's first BN is wider, but 1 tests the edge) to beyond a vector; rows not a
+  // multiple of the block size; a mean far from zero (the shifted sums must not cancel).
+  for (auto shape : std::vector<std::vector<int64_t>>{
+           {4, 1, 5, 5}, {3, 16, 7, 9}, {8, 33, 4, 4}, {2, 130, 3, 5}, {5, 16, 20, 20}})
+    for (bool with_res : {false, true}) {
+      const int64_t C = shape[1];
+      auto x = torch::randn(shape) * 3 + 20;
+      auto res = with_res ? torch::randn(shape) : torch::Tensor();
+      auto w = torch::rand({C}) + 0.5, b = torch::randn({C});
+      auto gy = torch::randn(shape).contiguous(torch::MemoryFormat::ChannelsLast);
+      auto f = run_bn_case(x, res, w, b, gy, true), r = run_bn_case(x, res, w, b, gy, false);
+      const std::string what = "C=" + std::to_string(C) + (with_res ? " residual" : "");
+      EXPECT_TRUE(f.y.is_contiguous(torch::MemoryFormat::ChannelsLast)) << what;
+      expect_close(f.y, r.y, 1e-5, what + " y");
+      expect_close(f.dx, r.dx, 1e-4, what + " dx");
+      expect_close(f.dw, r.dw, 1e-4, what + " dweight");
+      expect_close(f.db, r.db, 1e-5, what + " dbias");
+      expect_close(f.rm, r.rm, 1e-6, what + " running_mean");
+      expect_close(f.rv, r.rv, 1e-5, what + " running_var");
+      if (with_res) expect_close(f.dres, r.dres, 1e-6, what + " dresidual");
+    }
+}
+
+TEST(FusedBatchNorm, SameBitsForAnyThreadCountAndPropagatesNaN) {
+  torch::manual_seed(4);
+  auto x = torch::randn({16, 24, 9, 9}), res = torch::randn({16, 24, 9, 9}), gy = torch::randn({16, 24, 9, 9});
+  auto w = torch::rand({24}) + 0.5, b = torch::randn({24});
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  auto one = run_bn_case(x, res, w, b, gy, true);
+  torch::set_num_threads(std::max(2, threads));
+  auto many = run_bn_case(x, res, w, b, gy, true);
+  torch::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one.y, many.y));
+  EXPECT_TRUE(torch::equal(one.dx, many.dx));
+  EXPECT_TRUE(torch::equal(one.dw, many.dw));
+  EXPECT_TRUE(torch::equal(one.rv, many.rv));
+  // A NaN in the input must reach the output (as relu's does), so the trainer's finiteness check sees it.
+  auto bad = x.clone();
+  bad.index_put_({0, 0, 0, 0}, std::numeric_limits<float>::quiet_NaN());
+  auto xb = bad.contiguous(torch::MemoryFormat::ChannelsLast);
+  auto rm = torch::zeros({24}), rv = torch::ones({24});
+  auto y = fused_batch_norm_relu(xb, {}, w, b, rm, rv, 0.1, 1e-5);
+  EXPECT_TRUE(torch::isnan(y).any().item<bool>());
+}
+
+// One module used twice before the backward, first through ATen's batch_norm (an NCHW input: another crop size
+// in multi-crop), then through the fused operator: ATen saved the running statistics for its backward, so the
+// fused update must not bump their version counters (it did once, and the backward threw).
+TEST(FusedBatchNorm, AnATenForwardThenAFusedForwardOfOneModuleBothBackpropagate) {
+  torch::manual_seed(6);
+  SplitBatchNorm2d bn(8);
+  auto a = torch::randn({4, 8, 5, 5}).requires_grad_(true);  // NCHW: ATen's path
+  auto b = torch::randn({4, 8, 5, 5}).contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_(true);
+  ASSERT_TRUE(fused_bn_relu_applies(b, {}, bn->weight));
+  const auto version = bn->running_var._version();
+  auto loss = bn->forward_relu(a).sum() + bn->forward_relu(b).square().sum();
+  EXPECT_EQ(bn->running_var._version(), version);  // neither update moves it
+  ASSERT_NO_THROW(loss.backward());
+  EXPECT_GT(a.grad().abs().sum().item<double>(), 0);
+  EXPECT_GT(b.grad().abs().sum().item<double>(), 0);
+  EXPECT_EQ(bn->num_batches_tracked.item<int64_t>(), 2);
+}
+
+TEST(FusedBatchNorm, OnlyFloatChannelsLastCpuQualifiesAndTheModuleFallsBack) {
+  auto w = torch::ones({8});
+  auto cl = torch::randn({2, 8, 4, 4}).contiguous(torch::MemoryFormat::ChannelsLast);
+  EXPECT_TRUE(fused_bn_relu_applies(cl, {}, w));
+  EXPECT_FALSE(fused_bn_relu_applies(torch::randn({2, 8, 4, 4}), {}, w));  // NCHW
+  EXPECT_FALSE(fused_bn_relu_applies(cl.to(torch::kDouble), {}, w));
+  EXPECT_FALSE(fused_bn_relu_applies(cl, torch::randn({2, 8, 4, 4}), w));  // residual in another layout
+  EXPECT_FALSE(fused_bn_relu_applies(torch::randn({1, 8, 1, 1}), {}, w));  // one value per channel
+  // The module: fused and unfused give the same result (within float rounding) in training, and eval mode
+  // (running statistics) takes the unfused path.
+  SplitBatchNorm2d fused_bn(8), plain_bn(8);
+  plain_bn->set_fused(false);
+  auto r = torch::randn({2, 8, 4, 4}).contiguous(torch::MemoryFormat::ChannelsLast);
+  expect_close(fused_bn->forward_relu(cl, r), plain_bn->forward_relu(cl, r), 1e-5, "module, training");
+  EXPECT_TRUE(torch::allclose(fused_bn->running_var, plain_bn->running_var, 1e-5, 1e-6));
+  EXPECT_EQ(fused_bn->num_batches_tracked.item<int64_t>(), 1);
+  fused_bn->eval();
+  plain_bn->eval();
+  expect_close(fused_bn->forward_relu(cl), plain_bn->forward_relu(cl), 1e-5, "module, eval");
+  ResNet net(ResNetOptions().width(8).in_channels(1));
+  EXPECT_EQ(set_fused_batchnorm(*net, false), 1 + 2 * 8 + 3);  // stem, two per block, three downsamples
 }

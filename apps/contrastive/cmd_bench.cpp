@@ -17,7 +17,7 @@ struct BenchFlags {
   std::string method = kBenchDefaultMethod, arch = "resnet18", dataset = "fashion-mnist", data, device = "cpu";
   int64_t width = 16, batch_size = 256, steps = 20, warmup = 3, threads = 0, train_subset = 0, peak_size = 2048,
           loader_threads = 0;
-  std::string precision = "auto", memory_format = "auto", profile;
+  std::string precision = "auto", memory_format = "auto", fused_bn = "on", profile;
   bool json = false, bf16 = false, channels_last = false, allow_emulated_bf16 = false;
 };
 
@@ -36,6 +36,7 @@ nlohmann::json to_json(const BenchResult& r) {
           {"channels_last", r.channels_last},
           {"precision", r.precision},
           {"memory_format", r.memory_format},
+          {"fused_bn", r.fused_bn},
           {"cpu", r.cpu},
           {"build", r.build},
           {"loader_threads", r.loader_threads},
@@ -92,6 +93,7 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
   cmd->add_option("--precision", f->precision, "auto | fp32 | bf16 (auto: as train picks it on this machine)")
       ->capture_default_str();
   cmd->add_option("--memory-format", f->memory_format, "auto | channels-last | contiguous")->capture_default_str();
+  cmd->add_option("--fused-bn", f->fused_bn, "on | off: fused BatchNorm + ReLU kernels")->capture_default_str();
   cmd->add_flag("--allow-emulated-bf16", f->allow_emulated_bf16, "bf16 even without native bf16 (slow)");
   cmd->add_flag("--bf16", f->bf16, "same as --precision bf16");
   cmd->add_flag("--channels-last", f->channels_last, "same as --memory-format channels-last");
@@ -114,6 +116,7 @@ const CommandRegistration registration([](CLI::App& app) -> std::function<int()>
     o.warmup = f->warmup;
     o.config.train.precision = f->precision;
     o.config.train.memory_format = f->memory_format;
+    o.config.train.fused_bn = f->fused_bn;
     o.config.train.allow_emulated_bf16 = f->allow_emulated_bf16;
     o.config.train.bf16 = f->bf16;
     o.config.train.channels_last = f->channels_last;

@@ -29,7 +29,7 @@ struct BenchResult {
   std::string method, arch, dataset, device;
   int64_t width = 0, batch_size = 0, steps = 0, warmup = 0, threads = 0, views = 0, loader_threads = 0;
   bool bf16 = false, channels_last = false;  // the resolved choices
-  std::string precision, memory_format;
+  std::string precision, memory_format, fused_bn;
   std::string cpu, build;           // describe_cpu / describe_build of the machine it ran on
   double images_per_s = 0;          // end to end: loader + background augmentation + forward/backward/step
   double model_images_per_s = 0;    // forward/backward/step on views made once

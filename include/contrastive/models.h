@@ -25,7 +25,12 @@ class SplitBatchNorm2dImpl : public torch::nn::Module {
  public:
   SplitBatchNorm2dImpl(int64_t channels, int64_t num_splits = 1, double momentum = 0.1, double eps = 1e-5);
   torch::Tensor forward(const torch::Tensor& x);
+  // relu(forward(x) + residual) (no residual when it is undefined). In training, with one split and no sync, on
+  // a float32 channels-last CPU tensor, one fused operator (fused_batch_norm_relu) unless set_fused(false).
+  torch::Tensor forward_relu(const torch::Tensor& x, const torch::Tensor& residual = {});
   int64_t num_splits() const { return num_splits_; }
+  void set_fused(bool on) { fused_ = on; }
+  bool fused() const { return fused_; }
   void reset_affine();  // γ = 1, β = 0
   // Synchronised statistics over all processes (when dist::active() and one split); off by default.
   void set_sync(bool on) { sync_ = on; }
@@ -38,8 +43,23 @@ class SplitBatchNorm2dImpl : public torch::nn::Module {
   int64_t channels_, num_splits_;
   double momentum_, eps_;
   bool sync_ = false;
+  bool fused_ = true;
 };
 TORCH_MODULE(SplitBatchNorm2d);
+
+// Training-mode batch norm (batch statistics; running_mean / running_var updated with `momentum` when defined),
+// plus `residual` when defined, then ReLU, as one autograd operator for float32 channels-last CPU tensors
+// (fused_bn_relu_applies says whether a given input qualifies). Not twice differentiable. docs/benchmarks.md,
+// "Fused BatchNorm + ReLU".
+torch::Tensor fused_batch_norm_relu(const torch::Tensor& x, const torch::Tensor& residual,
+                                    const torch::Tensor& weight, const torch::Tensor& bias,
+                                    torch::Tensor& running_mean, torch::Tensor& running_var, double momentum,
+                                    double eps);
+bool fused_bn_relu_applies(const torch::Tensor& x, const torch::Tensor& residual, const torch::Tensor& weight);
+
+// Turns the fused BN + ReLU path of every SplitBatchNorm2d inside `module` on or off (on by default);
+// returns how many layers it set. --fused-bn off.
+int64_t set_fused_batchnorm(torch::nn::Module& module, bool on);
 
 // Switches every single-split SplitBatchNorm2d inside `module` to synchronised statistics (or back, with
 // on = false); returns how many layers it switched. The counterpart of torch's
@@ -125,10 +145,12 @@ class MLPImpl : public torch::nn::Module {
 TORCH_MODULE(MLP);
 
 // Depthwise-separable downsampling block of CDS (§2): DW3x3 s2 -> PW -> BN -> ReLU -> DW3x3 -> PW -> BN -> ReLU.
+// The BNs are SplitBatchNorm2d (one split: plain BN, same state names as nn::BatchNorm2d), each run with its ReLU
+// through forward_relu; the ReLU modules stay in `net` so that its indices (net.2, net.6) do not move.
 class SepConvImpl : public torch::nn::Module {
  public:
   SepConvImpl(int64_t in, int64_t out);
-  torch::Tensor forward(const torch::Tensor& x) { return net->forward(x); }
+  torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Sequential net{nullptr};
 };
 TORCH_MODULE(SepConv);

@@ -175,6 +175,7 @@ BenchResult run_bench(const BenchOptions& options) {
   r.channels_last = channels_last;
   r.precision = tc.precision;
   r.memory_format = tc.memory_format;
+  r.fused_bn = tc.fused_bn;
   r.cpu = describe_cpu(host_cpu());
   r.build = describe_build(build_info());
   r.loader_threads = tc.loader_threads;

@@ -92,6 +92,8 @@ std::vector<ConfigKey> config_keys(Config& c) {
        "auto | fp32 | bf16: bf16 autocast of the training forward (auto: bf16 only on CPUs with native bf16)"},
       {"train", "memory_format", "memory-format", &t.memory_format,
        "auto | channels-last | contiguous: layout of conv weights and views (auto: channels-last)"},
+      {"train", "fused_bn", "fused-bn", &t.fused_bn,
+       "on | off: fused BatchNorm + ReLU kernels where they apply (float32 channels-last CPU training)"},
       {"train", "allow_emulated_bf16", "allow-emulated-bf16", &t.allow_emulated_bf16,
        "run --precision bf16 on a CPU without native bf16 (emulated: many times slower than fp32)"},
       {"train", "bf16", "bf16", &t.bf16, "same as --precision bf16 (evaluation stays fp32)"},
@@ -478,7 +480,14 @@ std::string resolve_speed_defaults(Config& c, const SpeedContext& ctx) {
   } else {
     loader = std::to_string(t.loader_threads) + " (asked for)";
   }
-  return "precision " + why + "; memory format " + layout + "; loader threads " + loader;
+  std::string fused;
+  if (t.fused_bn == "off")
+    fused = "off (asked for)";
+  else if (t.precision == "fp32" && t.memory_format == "channels-last" && !ctx.cuda)
+    fused = "on (BatchNorm + ReLU in one kernel; --fused-bn off to turn off)";
+  else
+    fused = "on, but unused here (it needs float32 channels-last on the CPU)";
+  return "precision " + why + "; memory format " + layout + "; loader threads " + loader + "; fused BN " + fused;
 }
 
 namespace {
@@ -583,6 +592,7 @@ void validate(const Config& c, int64_t world_size) {
   require_one_of("--device", t.device, {"auto", "cpu", "cuda"});
   require_one_of("--precision", t.precision, {"auto", "fp32", "bf16"});
   require_one_of("--memory-format", t.memory_format, {"auto", "channels-last", "contiguous"});
+  require_one_of("--fused-bn", t.fused_bn, {"on", "off"});
   require(!((t.bf16 || t.precision == "bf16") && t.device == "cuda"), "--precision",
           "bf16 (CPU autocast only; CUDA runs use fp32 here)");
   require_one_of("--dist-backend", c.dist.backend, {"auto", "gloo", "nccl"});

@@ -88,6 +88,30 @@ torch::Tensor SplitBatchNorm2dImpl::forward(const torch::Tensor& x) {
   return y.view_as(x);
 }
 
+torch::Tensor SplitBatchNorm2dImpl::forward_relu(const torch::Tensor& x, const torch::Tensor& residual) {
+  if (fused_ && is_training() && num_splits_ <= 1 && !(sync_ && dist::active()) &&
+      fused_bn_relu_applies(x, residual, weight)) {
+    {
+      torch::NoGradGuard no_grad;
+      num_batches_tracked.add_(1);
+    }
+    return fused_batch_norm_relu(x, residual, weight, bias, running_mean, running_var, momentum_, eps_);
+  }
+  auto y = forward(x);
+  if (residual.defined()) y += residual;
+  return torch::relu(y);
+}
+
+int64_t set_fused_batchnorm(torch::nn::Module& module, bool on) {
+  int64_t n = 0;
+  for (auto& m : module.modules(/*include_self=*/true))
+    if (auto* bn = m->as<SplitBatchNorm2dImpl>()) {
+      bn->set_fused(on);
+      ++n;
+    }
+  return n;
+}
+
 namespace {
 
 nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
@@ -111,10 +135,8 @@ BasicBlockImpl::BasicBlockImpl(int64_t in, int64_t planes, int64_t stride, int64
 }
 
 torch::Tensor BasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = torch::relu(bn1(conv1(x)));
-  out = bn2(conv2(out));
-  out += downsample ? downsample->forward(x) : x;
-  return torch::relu(out);
+  auto out = bn1->forward_relu(conv1(x));
+  return bn2->forward_relu(conv2(out), downsample ? downsample->forward(x) : x);
 }
 
 BottleneckImpl::BottleneckImpl(int64_t in, int64_t planes, int64_t stride, int64_t bn_splits) {
@@ -129,11 +151,9 @@ BottleneckImpl::BottleneckImpl(int64_t in, int64_t planes, int64_t stride, int64
 }
 
 torch::Tensor BottleneckImpl::forward(const torch::Tensor& x) {
-  auto out = torch::relu(bn1(conv1(x)));
-  out = torch::relu(bn2(conv2(out)));
-  out = bn3(conv3(out));
-  out += downsample ? downsample->forward(x) : x;
-  return torch::relu(out);
+  auto out = bn1->forward_relu(conv1(x));
+  out = bn2->forward_relu(conv2(out));
+  return bn3->forward_relu(conv3(out), downsample ? downsample->forward(x) : x);
 }
 
 ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
@@ -183,7 +203,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
 }
 
 std::vector<torch::Tensor> ResNetImpl::stages(const torch::Tensor& x) {
-  auto f0 = torch::relu(bn1(conv1(x)));
+  auto f0 = bn1->forward_relu(conv1(x));
   auto f1 = layer1->forward(f0);
   auto f2 = layer2->forward(f1);
   auto f3 = layer3->forward(f2);
@@ -218,8 +238,15 @@ SepConvImpl::SepConvImpl(int64_t in, int64_t out) {
     return nn::Conv2d(nn::Conv2dOptions(c, c, 3).stride(stride).padding(1).groups(c).bias(false));
   };
   auto pw = [](int64_t a, int64_t b) { return nn::Conv2d(nn::Conv2dOptions(a, b, 1).bias(false)); };
-  net = register_module("net", nn::Sequential(dw(in, 2), pw(in, in), nn::BatchNorm2d(in), nn::ReLU(), dw(in, 1),
-                                              pw(in, out), nn::BatchNorm2d(out), nn::ReLU()));
+  net = register_module("net", nn::Sequential(dw(in, 2), pw(in, in), SplitBatchNorm2d(in), nn::ReLU(), dw(in, 1),
+                                              pw(in, out), SplitBatchNorm2d(out), nn::ReLU()));
+}
+
+torch::Tensor SepConvImpl::forward(const torch::Tensor& x) {
+  auto y = net[1]->as<nn::Conv2d>()->forward(net[0]->as<nn::Conv2d>()->forward(x));
+  y = net[2]->as<SplitBatchNorm2d>()->forward_relu(y);
+  y = net[5]->as<nn::Conv2d>()->forward(net[4]->as<nn::Conv2d>()->forward(y));
+  return net[6]->as<SplitBatchNorm2d>()->forward_relu(y);
 }
 
 void init_resnet_weights(torch::nn::Module& module) {

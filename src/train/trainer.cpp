@@ -495,6 +495,7 @@ Trainer::Trainer(Config config, MethodPtr method, torch::Device device)
   if (config_.train.memory_format == "channels-last")
     module_to_channels_last(*method_);  // before the optimizer makes its buffers
   if (config_.dist.sync_bn) convert_sync_batchnorm(*method_);
+  set_fused_batchnorm(*method_, config_.train.fused_bn != "off");
   optimizer_ = make_optimizer(config_, *method_);
   for (auto& p : method_->parameters())
     if (p.requires_grad()) trained_params_.push_back(p);
