@@ -99,16 +99,18 @@ struct BnCase {
   torch::Tensor y, dx, dres, dw, db, rm, rv;
 };
 
-// Training-mode BN + optional residual + ReLU, forward and backward with a fixed upstream gradient, fused (in
-// float) or through torch::batch_norm / add / relu in double (the reference), results in float.
+// Training-mode BN + optional residual + ReLU, forward and backward with a fixed upstream gradient, fused (with
+// activations in `fused_type`, float32 weights) or through torch::batch_norm / add / relu in double (the
+// reference), results in float.
 BnCase run_bn_case(const torch::Tensor& x0, const torch::Tensor& res0, const torch::Tensor& w0,
-                   const torch::Tensor& b0, const torch::Tensor& gy, bool fused) {
-  const auto type = fused ? torch::kFloat : torch::kDouble;
+                   const torch::Tensor& b0, const torch::Tensor& gy, bool fused,
+                   torch::ScalarType fused_type = torch::kFloat) {
+  const auto type = fused ? fused_type : torch::kDouble, param_type = fused ? torch::kFloat : torch::kDouble;
   auto x = x0.to(type).clone(torch::MemoryFormat::ChannelsLast).requires_grad_(true);
   torch::Tensor res;
   if (res0.defined()) res = res0.to(type).clone(torch::MemoryFormat::ChannelsLast).requires_grad_(true);
-  auto w = w0.to(type).clone().requires_grad_(true), b = b0.to(type).clone().requires_grad_(true);
-  auto rm = torch::zeros({x0.size(1)}, type), rv = torch::ones({x0.size(1)}, type);
+  auto w = w0.to(param_type).clone().requires_grad_(true), b = b0.to(param_type).clone().requires_grad_(true);
+  auto rm = torch::zeros({x0.size(1)}, param_type), rv = torch::ones({x0.size(1)}, param_type);
   torch::Tensor y;
   if (fused) {
     EXPECT_TRUE(fused_bn_relu_applies(x, res, w));
@@ -155,6 +157,41 @@ TEST(FusedBatchNorm, MatchesATenForwardBackwardAndRunningStats) {
       expect_close(f.rv, r.rv, 1e-5, what + " running_var");
       if (with_res) expect_close(f.dres, r.dres, 1e-6, what + " dresidual");
     }
+}
+
+// The autocast path: bfloat16 activations (a bf16 convolution's output) with float32 weights and statistics.
+// The reference runs in double on the same bf16 values; the fused outputs are rounded once to bf16 (relative
+// error up to 2^-8 of each value), the weight gradients and statistics are float sums.
+TEST(FusedBatchNorm, Bfloat16ActivationsMatchADoubleReference) {
+  torch::manual_seed(7);
+  for (auto shape : std::vector<std::vector<int64_t>>{{3, 16, 7, 9}, {8, 33, 4, 4}, {6, 64, 5, 5}})
+    for (bool with_res : {false, true}) {
+      const int64_t C = shape[1];
+      auto bf = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat); };
+      auto x = bf(torch::randn(shape) * 3 + 20);
+      auto res = with_res ? bf(torch::randn(shape)) : torch::Tensor();
+      auto w = torch::rand({C}) + 0.5, b = torch::randn({C});
+      auto gy = bf(torch::randn(shape)).contiguous(torch::MemoryFormat::ChannelsLast);
+      auto f = run_bn_case(x, res, w, b, gy, true, torch::kBFloat16), r = run_bn_case(x, res, w, b, gy, false);
+      const std::string what = "bf16 C=" + std::to_string(C) + (with_res ? " residual" : "");
+      expect_close(f.y, r.y, 8e-3, what + " y");
+      expect_close(f.dx, r.dx, 8e-3, what + " dx");
+      expect_close(f.dw, r.dw, 1e-4, what + " dweight");
+      expect_close(f.db, r.db, 1e-5, what + " dbias");
+      expect_close(f.rm, r.rm, 1e-6, what + " running_mean");
+      expect_close(f.rv, r.rv, 1e-5, what + " running_var");
+      if (with_res) expect_close(f.dres, r.dres, 0, what + " dresidual");  // the masked bf16 gradient itself
+    }
+  // Under autocast the module takes the fused path on a bf16 convolution's output.
+  auto cl = torch::randn({4, 8, 6, 6}).contiguous(torch::MemoryFormat::ChannelsLast);
+  SplitBatchNorm2d fused_bn(8), plain_bn(8);
+  plain_bn->set_fused(false);
+  auto xb = cl.to(torch::kBFloat16);
+  EXPECT_TRUE(fused_bn_relu_applies(xb, {}, fused_bn->weight));
+  EXPECT_FALSE(fused_bn_relu_applies(xb, cl, fused_bn->weight));  // a float residual: ATen's chain
+  auto yf = fused_bn->forward_relu(xb), yp = plain_bn->forward_relu(xb);
+  EXPECT_EQ(yf.scalar_type(), torch::kBFloat16);
+  expect_close(yf.to(torch::kFloat), yp.to(torch::kFloat), 8e-3, "module, bf16");
 }
 
 TEST(FusedBatchNorm, SameBitsForAnyThreadCountAndPropagatesNaN) {

@@ -26,7 +26,8 @@ class SplitBatchNorm2dImpl : public torch::nn::Module {
   SplitBatchNorm2dImpl(int64_t channels, int64_t num_splits = 1, double momentum = 0.1, double eps = 1e-5);
   torch::Tensor forward(const torch::Tensor& x);
   // relu(forward(x) + residual) (no residual when it is undefined). In training, with one split and no sync, on
-  // a float32 channels-last CPU tensor, one fused operator (fused_batch_norm_relu) unless set_fused(false).
+  // a float32 or bfloat16 channels-last CPU tensor, one fused operator (fused_batch_norm_relu) unless
+  // set_fused(false).
   torch::Tensor forward_relu(const torch::Tensor& x, const torch::Tensor& residual = {});
   int64_t num_splits() const { return num_splits_; }
   void set_fused(bool on) { fused_ = on; }
@@ -48,9 +49,9 @@ class SplitBatchNorm2dImpl : public torch::nn::Module {
 TORCH_MODULE(SplitBatchNorm2d);
 
 // Training-mode batch norm (batch statistics; running_mean / running_var updated with `momentum` when defined),
-// plus `residual` when defined, then ReLU, as one autograd operator for float32 channels-last CPU tensors
-// (fused_bn_relu_applies says whether a given input qualifies). Not twice differentiable. docs/benchmarks.md,
-// "Fused BatchNorm + ReLU".
+// plus `residual` when defined, then ReLU, as one autograd operator for float32 or bfloat16 (the autocast path)
+// channels-last CPU tensors with float32 weights (fused_bn_relu_applies says whether a given input qualifies). Not
+// twice differentiable. docs/benchmarks.md, "Fused BatchNorm + ReLU".
 torch::Tensor fused_batch_norm_relu(const torch::Tensor& x, const torch::Tensor& residual,
                                     const torch::Tensor& weight, const torch::Tensor& bias,
                                     torch::Tensor& running_mean, torch::Tensor& running_var, double momentum,
