@@ -153,8 +153,8 @@ struct TrainConfig {
   // Speed by default (resolve_speed_defaults): "auto" picks per machine; config.yaml records the choice.
   std::string precision = "auto";      // auto | fp32 | bf16 (CPU autocast of the training forward)
   std::string memory_format = "auto";  // auto | channels-last | contiguous
-  std::string fused_bn = "on";       // on | off: fused BN + ReLU kernels where they apply (fp32 channels-last CPU)
-  bool allow_emulated_bf16 = false;  // run bf16 even on a CPU without native bf16 (many times slower)
+  std::string fused_bn = "on";         // on | off: fused BN + ReLU kernels where they apply (channels-last CPU)
+  bool allow_emulated_bf16 = false;    // run bf16 even on a CPU without native bf16 (many times slower)
   bool bf16 = false;  // request alias of precision bf16 (the flag of earlier versions); cleared when resolved
   bool channels_last = false;  // request alias of memory_format channels-last; likewise
   // Long jobs: checkpoints between epoch ends (both 0 = only at epoch ends), step files kept, automatic resume.

@@ -93,7 +93,7 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"train", "memory_format", "memory-format", &t.memory_format,
        "auto | channels-last | contiguous: layout of conv weights and views (auto: channels-last)"},
       {"train", "fused_bn", "fused-bn", &t.fused_bn,
-       "on | off: fused BatchNorm + ReLU kernels where they apply (float32 channels-last CPU training)"},
+       "on | off: fused BatchNorm + ReLU kernels where they apply (channels-last CPU training, float32 or bf16)"},
       {"train", "allow_emulated_bf16", "allow-emulated-bf16", &t.allow_emulated_bf16,
        "run --precision bf16 on a CPU without native bf16 (emulated: many times slower than fp32)"},
       {"train", "bf16", "bf16", &t.bf16, "same as --precision bf16 (evaluation stays fp32)"},
@@ -483,10 +483,10 @@ std::string resolve_speed_defaults(Config& c, const SpeedContext& ctx) {
   std::string fused;
   if (t.fused_bn == "off")
     fused = "off (asked for)";
-  else if (t.precision == "fp32" && t.memory_format == "channels-last" && !ctx.cuda)
+  else if (t.memory_format == "channels-last" && !ctx.cuda)
     fused = "on (BatchNorm + ReLU in one kernel; --fused-bn off to turn off)";
   else
-    fused = "on, but unused here (it needs float32 channels-last on the CPU)";
+    fused = "on, but unused here (it needs channels-last on the CPU)";
   return "precision " + why + "; memory format " + layout + "; loader threads " + loader + "; fused BN " + fused;
 }
 

@@ -176,6 +176,20 @@ T* raw(const torch::Tensor& t) {
 
 int64_t num_blocks(int64_t rows) { return (rows + kRowsPerBlock - 1) / kRowsPerBlock; }
 
+// The per-block pairs of per-channel float sums (block b holds [2 * C] at b * 2 * C: the first sum, then the
+// second), added in block order in double: the same totals for any number of threads.
+void sum_blocks(const std::vector<float>& partial, int64_t C, std::vector<double>& first,
+                std::vector<double>& second) {
+  first.assign(static_cast<size_t>(C), 0.0);
+  second.assign(static_cast<size_t>(C), 0.0);
+  const int64_t nb = static_cast<int64_t>(partial.size()) / (2 * C);
+  for (int64_t blk = 0; blk < nb; ++blk)
+    for (int64_t c = 0; c < C; ++c) {
+      first[c] += partial[blk * 2 * C + c];
+      second[c] += partial[blk * 2 * C + C + c];
+    }
+}
+
 // Runs f(block, first_row, rows) for every block, in parallel; the blocks do not depend on the thread count.
 template <class F>
 void for_blocks(int64_t M, const F& f) {
@@ -215,8 +229,7 @@ torch::Tensor fused_forward_t(AutogradContext* ctx, const torch::Tensor& x, cons
 
 // Gradients of x, residual (undefined for none), weight and bias.
 template <class T>
-variable_list fused_backward_t(AutogradContext* ctx, const variable_list& grads) {
-  auto saved = ctx->get_saved_variables();
+variable_list fused_backward_t(AutogradContext* ctx, const variable_list& saved, const variable_list& grads) {
   const auto &x = saved[0], &weight = saved[1], &mean = saved[2], &invstd = saved[3], &y = saved[4];
   const bool has_residual = ctx->saved_data["residual"].toBool();
   auto dy = grads[0].to(y.scalar_type()).contiguous(torch::MemoryFormat::ChannelsLast);
@@ -234,12 +247,8 @@ variable_list fused_backward_t(AutogradContext* ctx, const variable_list& grads)
     block_backward_sums(dyp + r0 * C, yp + r0 * C, xp + r0 * C, rows, C, mp, s, s + C,
                         dzp ? dzp + r0 * C : nullptr);
   });
-  std::vector<double> s1(static_cast<size_t>(C), 0.0), s2(static_cast<size_t>(C), 0.0);
-  for (int64_t blk = 0; blk < nb; ++blk)
-    for (int64_t c = 0; c < C; ++c) {
-      s1[c] += partial[blk * 2 * C + c];
-      s2[c] += partial[blk * 2 * C + C + c];
-    }
+  std::vector<double> s1, s2;
+  sum_blocks(partial, C, s1, s2);
   auto w = weight.contiguous(), is = invstd.contiguous();
   const float *wp = w.data_ptr<float>(), *ip = is.data_ptr<float>();
   const auto f32 = x.options().dtype(torch::kFloat);
@@ -276,8 +285,9 @@ torch::Tensor fused_forward(AutogradContext* ctx, const torch::Tensor& x, const 
 }
 
 variable_list fused_backward(AutogradContext* ctx, const variable_list& grads) {
-  return ctx->get_saved_variables()[0].scalar_type() == torch::kBFloat16 ? fused_backward_t<uint16_t>(ctx, grads)
-                                                                         : fused_backward_t<float>(ctx, grads);
+  const auto saved = ctx->get_saved_variables();  // unpacked once: each call checks and copies them all
+  return saved[0].scalar_type() == torch::kBFloat16 ? fused_backward_t<uint16_t>(ctx, saved, grads)
+                                                    : fused_backward_t<float>(ctx, saved, grads);
 }
 
 // Two autograd operators, with and without the residual: a custom Function cannot take an undefined input.
@@ -350,13 +360,10 @@ torch::Tensor fused_batch_norm_relu(const torch::Tensor& x, const torch::Tensor&
     invstd = torch::empty({C}, f32);
     auto var_unbiased = torch::empty({C}, f32);
     float *mp = mean.data_ptr<float>(), *ip = invstd.data_ptr<float>(), *vp = var_unbiased.data_ptr<float>();
+    std::vector<double> s, q;
+    sum_blocks(partial, C, s, q);
     for (int64_t c = 0; c < C; ++c) {
-      double s = 0, q = 0;
-      for (int64_t blk = 0; blk < nb; ++blk) {
-        s += partial[blk * 2 * C + c];
-        q += partial[blk * 2 * C + C + c];
-      }
-      const double m = s / M, var = std::max(0.0, q / M - m * m);
+      const double m = s[c] / M, var = std::max(0.0, q[c] / M - m * m);
       mp[c] = static_cast<float>(shift_k[c] + m);
       ip[c] = static_cast<float>(1.0 / std::sqrt(var + eps));
       vp[c] = static_cast<float>(var * M / (M - 1));
