@@ -11,6 +11,7 @@
 // does not depend on the number of threads (bit-exact resume holds for any --threads); the block sums are
 // float, their total double.
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -336,6 +337,9 @@ torch::Tensor fused_batch_norm_relu(const torch::Tensor& x, const torch::Tensor&
       fused_bn_relu_applies(x, residual, weight),
       "fused_batch_norm_relu: needs a float32 or bfloat16 channels-last CPU input with more than one value per "
       "channel, and float32 weights");
+  // One profiler event for the whole forward (statistics and the normalising pass), so that `bench --profile`
+  // accounts for it; autograd records the backward as the operator's node.
+  RECORD_FUNCTION("contrastive::fused_batch_norm_relu", c10::ArrayRef<const c10::IValue>{});
   const int64_t C = x.size(1), M = x.numel() / C, nb = num_blocks(M);
   torch::Tensor mean, invstd;
   {
