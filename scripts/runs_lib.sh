@@ -67,5 +67,14 @@ launch() {  # launch NAME ARGS...: run in the background, at most JOBS at a time
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
   run "$@" &
 }
-# A SIGTERM to the script reaches the runs too: each writes its checkpoint and stops (a rerun resumes it).
-trap 'kill -TERM $(jobs -rp) 2>/dev/null; wait; exit 143' TERM
+# A SIGTERM to the script reaches the runs too: each writes its checkpoint and stops (a rerun resumes it). Each
+# background job is a subshell whose `contrastive train` is a child of its own, so the signal goes to those
+# children (pkill -P) and then to the subshells; signalling the subshells alone left the trainings running.
+stop_runs() {
+  local p
+  for p in $(jobs -rp); do
+    pkill -TERM -P "$p" 2>/dev/null || true
+    kill -TERM "$p" 2>/dev/null || true
+  done
+}
+trap 'stop_runs; wait; exit 143' TERM
