@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "contrastive/train.h"
+#include "contrastive/trainer.h"
 #include "test_runs.h"
 #include "test_util.h"
 
@@ -210,6 +211,26 @@ TEST(Reliability, SigkillMidEpochThenTheSameCommandContinuesFromTheStepCheckpoin
 
 // A run directory holding a run of another configuration is refused with one line naming the first differing
 // key, and left as it was; the right command then continues it to the uninterrupted run's weights.
+TEST(Reliability, ASecondTrainingIntoARunDirectoryInUseIsRefusedAndWritesNothing) {
+  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const auto dir = test_util::temp_dir("busy");
+  const std::string run = dir + "/run";
+  RunDirectory holder(run);  // stands for a training that is using the directory
+  ASSERT_EQ(holder.try_lock(), "");
+  auto busy = test_util::run_cli("train --method ce --epochs 1 " + test_util::quick_flags() + " --out " + run);
+  EXPECT_EQ(busy.status, 2) << busy.output;
+  const auto lines = lines_of(busy.output);
+  ASSERT_EQ(lines.size(), 1u) << busy.output;
+  EXPECT_NE(lines[0].find("run directory " + run + " is in use by another training (pid " +
+                          std::to_string(::getpid()) + ")"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_FALSE(std::filesystem::exists(run + "/metrics.jsonl"));
+  EXPECT_FALSE(std::filesystem::exists(run + "/config.yaml"));
+  EXPECT_FALSE(std::filesystem::exists(run + "/last.ckpt"));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Reliability, AnotherConfigurationInTheRunDirectoryIsRefusedNamingTheKey) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("mismatch");

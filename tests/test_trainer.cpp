@@ -2,6 +2,7 @@
 // the step's NaN policy, and the explicit distributed options. Small models on a slice of Fashion-MNIST.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -107,6 +108,25 @@ TEST(Trainer, CallsEveryHookAndWritesNothingWithoutARunDirectory) {
   EXPECT_EQ(s.trainer->position().global_step, 8);
   EXPECT_EQ(s.trainer->run_directory(), nullptr);
   EXPECT_EQ(s.trainer->save_checkpoint(s.trainer->position(), true, true), 0.0);  // nowhere to write: a no-op
+}
+
+TEST(Trainer, ARunDirectoryIsLockedByOneWriterAtATime) {
+  const std::string dir = test_util::temp_dir("trainer-lock") + "/run";
+  const std::string pid = std::to_string(::getpid());
+  {
+    RunDirectory first(dir);
+    EXPECT_EQ(first.try_lock(), "");
+    EXPECT_EQ(first.try_lock(), "");  // taking it again is a no-op
+    RunDirectory second(dir);
+    const std::string why = second.try_lock();
+    EXPECT_EQ(why, "run directory " + dir + " is in use by another training (pid " + pid +
+                       "); wait for it to end, or choose another --out");
+    RunDirectory reader(dir, /*writer=*/false);
+    EXPECT_EQ(reader.try_lock(), "");  // a reader takes no lock
+  }
+  RunDirectory after(dir);  // the first one released it when destroyed
+  EXPECT_EQ(after.try_lock(), "");
+  std::filesystem::remove_all(std::filesystem::path(dir).parent_path());
 }
 
 TEST(Trainer, RunDirectoryHoldsTheRecordsAndACheckpointThatResumesExactly) {

@@ -107,6 +107,11 @@ class RunDirectory {
   // RUN_DIR/name, written atomically.
   void write_file(const std::string& name, const std::string& text) const;
 
+  // Takes RUN_DIR/.lock (flock, held until this object is destroyed or the process ends, however it ends), so
+  // that a second training cannot write into a run directory that one is using. Returns "" when taken, else
+  // the one-line reason (the holder's pid). Creates the directory; a reader (writer() false) takes no lock.
+  std::string try_lock();
+
   // For a run given without --resume: "fresh", "resume:<ckpt>", "complete:<ckpt>" or "error:<message>".
   // `config` is this command's resolved config; `notes` collects warnings about unreadable checkpoints that
   // were passed over.
@@ -116,6 +121,7 @@ class RunDirectory {
   std::string path_;
   bool writer_;
   bool log_attached_ = false;
+  int lock_fd_ = -1;
 };
 
 class Trainer {

@@ -1,15 +1,19 @@
 #include "contrastive/trainer.h"
 
 #include <ATen/autocast_mode.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -402,6 +406,34 @@ nlohmann::json EpochRecord::to_json() const {
 
 RunDirectory::~RunDirectory() {
   if (log_attached_) detach_log_file();
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock; the file stays (removing it would race a new taker)
+}
+
+std::string RunDirectory::try_lock() {
+  if (!writer_ || lock_fd_ >= 0) return "";
+  std::error_code ec;
+  fs::create_directories(path_, ec);
+  const std::string lock_path = path_ + "/.lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return "cannot create " + lock_path + ": " + std::strerror(errno);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {0};
+    const auto n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    holder.erase(std::remove_if(holder.begin(), holder.end(), [](char c) { return c < '0' || c > '9'; }),
+                 holder.end());
+    if (err != EWOULDBLOCK) return "cannot lock " + lock_path + ": " + std::strerror(err);
+    return "run directory " + path_ + " is in use by another training" +
+           (holder.empty() ? std::string() : " (pid " + holder + ")") +
+           "; wait for it to end, or choose another --out";
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
+    log_warn("could not write the pid into " + lock_path + " (the lock is held all the same)");
+  lock_fd_ = fd;
+  return "";
 }
 
 std::string RunDirectory::step_checkpoint(int64_t global_step) const {
@@ -863,6 +895,10 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
       dist::broadcast_string(tc.out.empty() ? default_run_dir(config.method.name, config.data.dataset) : tc.out),
       lead);
   config.train.out = run_dir->path();
+  // One training per run directory: a second one (a script started twice, a requeue while the first still runs)
+  // would interleave its records and checkpoints with the first's.
+  if (const std::string busy = dist::broadcast_string(lead ? run_dir->try_lock() : ""); !busy.empty())
+    throw InputError(busy);
   std::vector<std::string> resume_notes;
   bool auto_resumed = false;
   if (resume_dir.empty()) {
