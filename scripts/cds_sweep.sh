@@ -50,12 +50,9 @@ COLS=best,last,ece,train,seconds,seeds
   echo "30/60/93% of them), weight decay 5e-4, $AUGMENT augmentation; extra flags '$EXTRA'; mean ± std over seeds $SEEDS."
   echo
   python3 scripts/summarize.py --cols $COLS --header
+  for e in "${ENTRIES[@]}"; do summary_row "CDS ${e#*=}" "${e%%=*}"; done
   for e in "${ENTRIES[@]}"; do
-    # shellcheck disable=SC2046  # the run directories are split into arguments on purpose
-    python3 scripts/summarize.py --cols $COLS "CDS ${e#*=}" $(for s in $SEEDS; do echo "$OUT/${e%%=*}-s$s"; done)
-  done
-  for e in "${ENTRIES[@]}"; do
-    for s in $SEEDS; do python3 scripts/summarize.py --cols $COLS "CDS ${e#*=}, seed $s" "$OUT/${e%%=*}-s$s"; done
+    for s in $SEEDS; do SEEDS=$s summary_row "CDS ${e#*=}, seed $s" "${e%%=*}"; done
   done
 } | tee "$OUT/table.md"
 report_failures "rerun the script to retry them"

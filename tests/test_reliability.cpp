@@ -209,8 +209,8 @@ TEST(Reliability, SigkillMidEpochThenTheSameCommandContinuesFromTheStepCheckpoin
   std::filesystem::remove_all(dir);
 }
 
-// A run directory holding a run of another configuration is refused with one line naming the first differing
-// key, and left as it was; the right command then continues it to the uninterrupted run's weights.
+// A training into a run directory that another one holds stops with one line naming the holder, and writes
+// nothing there.
 TEST(Reliability, ASecondTrainingIntoARunDirectoryInUseIsRefusedAndWritesNothing) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("busy");
@@ -231,6 +231,8 @@ TEST(Reliability, ASecondTrainingIntoARunDirectoryInUseIsRefusedAndWritesNothing
   std::filesystem::remove_all(dir);
 }
 
+// A run directory holding a run of another configuration is refused with one line naming the first differing
+// key, and left as it was; the right command then continues it to the uninterrupted run's weights.
 TEST(Reliability, AnotherConfigurationInTheRunDirectoryIsRefusedNamingTheKey) {
   if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
   const auto dir = test_util::temp_dir("mismatch");

@@ -418,13 +418,16 @@ std::string RunDirectory::try_lock() {
   if (fd < 0) return "cannot create " + lock_path + ": " + std::strerror(errno);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
-    char buf[32] = {0};
+    if (err != EWOULDBLOCK) {
+      ::close(fd);
+      return "cannot lock " + lock_path + ": " + std::strerror(err);
+    }
+    char buf[32] = {0};  // the holder wrote its pid and a newline
     const auto n = ::pread(fd, buf, sizeof(buf) - 1, 0);
     ::close(fd);
     std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
     holder.erase(std::remove_if(holder.begin(), holder.end(), [](char c) { return c < '0' || c > '9'; }),
                  holder.end());
-    if (err != EWOULDBLOCK) return "cannot lock " + lock_path + ": " + std::strerror(err);
     return "run directory " + path_ + " is in use by another training" +
            (holder.empty() ? std::string() : " (pid " + holder + ")") +
            "; wait for it to end, or choose another --out";
