@@ -16,7 +16,7 @@ case "$TORCH" in
 esac
 
 PKGS=(cmake g++ make libgloo-dev libfmt-dev zlib1g-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libstb-dev
-      gnuplot-nox libgtest-dev libgmock-dev libbenchmark-dev dataset-fashion-mnist clang-format)
+      gnuplot-nox libgtest-dev libgmock-dev libbenchmark-dev dataset-fashion-mnist clang-format ccache ninja-build)
 # Debian's LibTorch and the Python that matches it (the fixtures and interop reference of that build).
 # The pip build uses Debian's Gloo headers too: the wheel ships Gloo inside libtorch_cpu but not its headers.
 PKGS+=(libtorch-dev libopenblas0-pthread python3-torch python3-torchvision python3-numpy python3-pil)
@@ -28,10 +28,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 JOBS=${JOBS:-$(nproc)}
+# Ninja for a new build dir (its .ninja_log keeps every compile's time: scripts/compile_times.sh); a build dir
+# configured before keeps its generator.
+generator() { GEN=(); [ -f "$1/CMakeCache.txt" ] || GEN=(-G Ninja); }
 
 if [ "$TORCH" = debian ]; then
   BUILD_DIR=${BUILD_DIR:-build}
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
+  generator "$BUILD_DIR"
+  cmake -S . -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
   cmake --build "$BUILD_DIR" -j "$JOBS"
   exit 0
 fi
@@ -67,7 +71,8 @@ TORCH_CMAKE=$("$VENV/bin/python" -c 'import torch; print(torch.utils.cmake_prefi
 TORCH_DIR=$(dirname "$(dirname "$TORCH_CMAKE")")
 BUILD_DIR=${BUILD_DIR:-build-pip}
 # TORCH_DIR first: TorchConfig's find_library would otherwise take Debian's /usr/lib/libtorch.so when both exist.
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_DIR;$TORCH_CMAKE" \
+generator "$BUILD_DIR"
+cmake -S . -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_DIR;$TORCH_CMAKE" \
   -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" -DCUDAToolkit_ROOT="$CUDA_HOME" \
   -DTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
   -DCONTRASTIVE_PYTHON="$VENV/bin/python" -DCONTRASTIVE_TORCHRUN="$VENV/bin/torchrun" -DCONTRASTIVE_TORCHRUN_DASH=ON \

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${SANITIZE_BUILD_DIR:-build-asan}
 JOBS=${SANITIZE_JOBS:-$(nproc)}
-FILTER=${SANITIZE_FILTER:-Common.*:Config.*:Checkpoint.*:DataIdx.*:DataCifar.*:DataFolder.*:DataSubset.*:Loader.*:Fuzz*:SupConLoss.*:NTXentLoss.*:InfoNCELoss.*:MoCoV3Loss.*:BYOLLoss.*:SimSiamLoss.*:AmdimNce.*:AMDIMLoss.*:LossCollapseStd.*:LossCollapse.*:Losses.*:Bank.*:Augment*:ContrastiveCrop.*:ResNet.*:Heads.*:SplitBatchNorm.*:Moco.*:SimSiam.*:BYOL.*:AMDIM.*:CDS.*:DataLoad.*:DataFashionMnist.*:DistEnv.*:DistAugment.*:DistCollectives.*:Platform.*}
+FILTER=${SANITIZE_FILTER:-Common.*:Config.*:Checkpoint.*:DataIdx.*:DataCifar.*:DataFolder.*:OwnImages.*:DataSubset.*:Loader.*:Fuzz*:SupConLoss.*:NTXentLoss.*:InfoNCELoss.*:MoCoV3Loss.*:BYOLLoss.*:SimSiamLoss.*:AmdimNce.*:AMDIMLoss.*:LossCollapseStd.*:LossCollapse.*:Losses.*:Bank.*:Augment*:ContrastiveCrop.*:ResNet.*:Heads.*:SplitBatchNorm.*:Moco.*:SimSiam.*:BYOL.*:AMDIM.*:CDS.*:DataLoad.*:DataFashionMnist.*:DistEnv.*:DistAugment.*:DistCollectives.*:Platform.*}
 
 start=$(date +%s)
 # -O1 -g1: line numbers in reports at a fraction of -g's compile time and memory with the LibTorch headers.

@@ -376,13 +376,11 @@ TEST(DataFolder, ReportsCorruptImagesEmptyClassesAndMismatchedSplits) {
   TempDir dir;
   write_png(dir / "a/1.png", 4, 4, 3, 1);
   write_file(dir / "a/2.jpg", Bytes{0xff, 0xd8, 0xff, 0x00, 1, 2, 3});
-  ImageFolderDataset ds(dir.path.string(), 4, 64, 2);
-  EXPECT_NO_THROW(ds.get(torch::tensor({0}, torch::kLong)));
-  expect_input_error([&] { ds.get(torch::tensor({0, 1}, torch::kLong)); }, "2.jpg: cannot decode image");
-  // A corrupt first image fails already when its channel count is probed.
+  // One unreadable file of two is more than a run tolerates (tests/test_own_images.cpp has the skipping).
+  expect_input_error([&] { ImageFolderDataset(dir.path.string(), 4, 64, 2); }, "a/2.jpg: not a readable image");
   TempDir first;
   write_file(first / "a/0.png", Bytes{1, 2, 3});
-  expect_input_error([&] { ImageFolderDataset(first.path.string()); }, "0.png: cannot decode image");
+  expect_input_error([&] { ImageFolderDataset(first.path.string()); }, "none of its 1 images can be read");
 
   TempDir empty;
   write_png(empty / "a/1.png", 4, 4, 3, 1);

@@ -142,9 +142,13 @@ TEST(Embed, WritesNpyCsvAndTsnePicture) {
   std::ifstream csv(dir + "/emb.csv");
   std::string line;
   int64_t rows = 0;
+  ASSERT_TRUE(std::getline(csv, line));
+  EXPECT_EQ(line.rfind("name,label,f0,f1,", 0), 0u) << line;
+  EXPECT_EQ(std::count(line.begin(), line.end(), ','), 33) << line;
   while (std::getline(csv, line)) {
+    EXPECT_EQ(line.rfind(std::to_string(rows) + ",", 0), 0u) << line;  // the image's index in the split
     ++rows;
-    EXPECT_EQ(std::count(line.begin(), line.end(), ','), 32) << line;
+    EXPECT_EQ(std::count(line.begin(), line.end(), ','), 33) << line;
   }
   EXPECT_EQ(rows, 128);
   EXPECT_TRUE(std::filesystem::exists(dir + "/emb_tsne.npy"));

@@ -2,11 +2,13 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <optional>
 
 #include "commands.h"
 #include "contrastive/common.h"
 #include "contrastive/eval.h"
 #include "contrastive/export.h"
+#include "contrastive/io.h"
 #include "contrastive/plot.h"
 #include "contrastive/train.h"
 #include "contrastive/tsne.h"
@@ -15,7 +17,7 @@ namespace contrastive::cli {
 namespace {
 
 struct EmbedArgs {
-  std::string checkpoint, split = "test", out, tsne_png, device = "auto";
+  std::string checkpoint, split = "test", out, tsne_png, device = "auto", data, layout = "auto";
   double perplexity = 30;
   int64_t iterations = 1000, max_points = 2000, seed = 0, threads = 0, batch_size = 512;
 };
@@ -28,6 +30,12 @@ CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
   cmd->add_option("--split", a->split, "test | train")
       ->capture_default_str()
       ->check(CLI::IsMember({"test", "train"}));
+  cmd->add_option("--data", a->data,
+                  "embed every image of this folder instead (any layout: unlabelled, DIR/<class>/, "
+                  "DIR/train|test/<class>/ with --split)");
+  cmd->add_option("--layout", a->layout, "layout of --data: auto | unlabelled | classes | train-test")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "unlabelled", "classes", "train-test"}));
   cmd->add_option("--out", a->out, "prefix of PREFIX.npy, PREFIX_labels.npy, PREFIX.csv")->required();
   cmd->add_option("--tsne", a->tsne_png, "also draw a t-SNE scatter of the features to this PNG");
   cmd->add_option("--perplexity", a->perplexity, "t-SNE perplexity")
@@ -47,13 +55,22 @@ CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
       ->check(CLI::PositiveNumber);
   return [a]() {
     configure_threads(static_cast<int>(a->threads));
-    LoadedModel m = load_model(a->checkpoint, nullptr, a->device);
-    const Dataset& data = a->split == "train" ? *m.data.train : *m.data.test;
+    std::optional<DataConfig> folder;
+    if (!a->data.empty()) folder = folder_data_like(Checkpoint::read(a->checkpoint).config(), a->data, a->layout);
+    LoadedModel m = load_model(a->checkpoint, folder ? &*folder : nullptr, a->device);
+    // A folder without a test split of its own is embedded whole, as its "train" split.
+    const bool whole = folder && !m.data.test;
+    if (!whole && a->split == "test" && !m.data.test)
+      throw InputError(m.config.data.path + " has no test split; use --split train");
+    const Dataset& data = whole || a->split == "train" ? *m.data.train : *m.data.test;
     auto features = extract_features(*m.method, data, m.norm, m.device, a->batch_size);
     auto labels = data.labels();
-    write_embedding_files(a->out, features, labels);
-    std::cout << "wrote " << a->out << ".npy [" << features.size(0) << ", " << features.size(1) << "], " << a->out
-              << "_labels.npy, " << a->out << ".csv\n";
+    std::vector<std::string> names;
+    for (int64_t i = 0; i < data.size(); ++i) names.push_back(data.item_name(i));
+    write_embedding_files(a->out, features, labels, names, data.labelled());
+    std::cout << "wrote " << a->out << ".npy [" << features.size(0) << ", " << features.size(1) << "], "
+              << (data.labelled() ? a->out + "_labels.npy, " : "") << a->out << ".csv\n";
+    for (const auto& f : data.skipped_files()) log_warn("not embedded (unreadable): " + f);
     if (a->tsne_png.empty()) return 0;
 
     auto idx = stratified_subsample(labels, a->max_points, static_cast<uint64_t>(a->seed));
@@ -74,8 +91,9 @@ CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
                               " " + a->split + " (t-SNE, perplexity " +
                               std::to_string(static_cast<int>(a->perplexity)) + ", KL " +
                               std::to_string(r.kl).substr(0, 5) + ")";
-    if (plot_scatter(r.embedding, y, data.class_names(), a->tsne_png, title))
-      std::cout << "wrote " << a->tsne_png << "\n";
+    const std::vector<std::string> legend =
+        data.labelled() ? data.class_names() : std::vector<std::string>{"images"};
+    if (plot_scatter(r.embedding, y, legend, a->tsne_png, title)) std::cout << "wrote " << a->tsne_png << "\n";
     return 0;
   };
 });

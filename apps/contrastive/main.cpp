@@ -261,6 +261,13 @@ int main(int argc, char** argv) {
     }
     if (eval_batch < 1) throw InputError("invalid value for --batch-size: " + std::to_string(eval_batch));
     LoadedModel m = load_model(checkpoint, dataset.empty() ? nullptr : &override_data, device);
+    if (!m.data.train->labelled() || !m.data.test)
+      throw InputError(std::string(*eval  ? "eval"
+                                   : *knn ? "knn"
+                                          : "linear") +
+                       " needs labelled data with a " + "held-out split, and " + m.config.data.path + " has " +
+                       (m.data.train->labelled() ? "no held-out split" : "no labels") +
+                       "; `contrastive embed --data DIR` gives features of any folder");
     if (*eval) {
       if (!m.method->has_classifier())
         throw InputError(checkpoint + ": method '" + m.config.method.name +

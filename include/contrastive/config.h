@@ -21,6 +21,15 @@ struct DataConfig {
   int64_t image_size = 0;       // folder datasets: fixed resize (0 = 32)
   int64_t decode_threads = 2;   // folder datasets
   std::string labels = "fine";  // cifar100: fine | coarse
+  std::string layout = "auto";  // folder datasets: auto | unlabelled | classes | train-test
+  int64_t channels = 0;         // folder datasets: 1 | 3 (0: from the first image)
+  double val_fraction = -1;     // folder classes layout: validation share (-1: 0.1)
+  bool strict = false;          // folder datasets: an unreadable file is an error, not skipped
+  int64_t cache_mb = 2048;      // folder datasets: decoded-image cache budget (MiB)
+  // Per-channel normalisation; empty: the dataset's standard values, or for a folder statistics measured on a
+  // sample of its training images when a run starts (then written here, so config.yaml and the checkpoint keep
+  // them).
+  std::vector<double> mean, std;
 };
 
 struct ModelConfig {

@@ -47,8 +47,10 @@ void export_model(const LoadedModel& model, const std::string& out, bool backbon
 // NumPy .npy (format 1.0) of a float32 or int64 tensor of any rank, written atomically.
 void write_npy(const std::string& path, const torch::Tensor& tensor);
 
-// `contrastive embed` outputs: PREFIX.npy (float32 [N,D]), PREFIX_labels.npy (int64 [N]) and PREFIX.csv (one row
-// per image: label, then the D features).
-void write_embedding_files(const std::string& prefix, const torch::Tensor& features, const torch::Tensor& labels);
+// `contrastive embed` outputs: PREFIX.npy (float32 [N,D]), PREFIX_labels.npy (int64 [N], when labelled) and
+// PREFIX.csv: a header row (name,label,f0,...,f{D-1}; no label column when unlabelled), then one row per image:
+// its name (a folder image's path relative to the folder, else its index in the split), label and features.
+void write_embedding_files(const std::string& prefix, const torch::Tensor& features, const torch::Tensor& labels,
+                           const std::vector<std::string>& names = {}, bool labelled = true);
 
 }  // namespace contrastive

@@ -89,8 +89,21 @@ namespace contrastive {
 
 // Loads the train/test splits a config names (with --train-subset / --test-subset applied).
 DataSplits load_data(const Config& config);
-// The input normalisation of a config's dataset.
+// The input normalisation of a config's dataset: --mean/--std when given (InputError when their count is not
+// `channels`), else the dataset's standard values.
 Normalization data_normalization(const Config& config, int64_t channels);
+// Per-channel mean and std of up to `sample` training images, evenly spaced (a folder's default
+// normalisation), on the [0,1] scale.
+Normalization measure_normalization(const Dataset& train, int64_t sample = 2000);
+// The front door's data checks of a fresh run, once the data is loaded: a method that reads labels is refused
+// on unlabelled data, and a folder without --mean/--std gets measured statistics written into the config.
+void settle_data_config(Config& config, const DataSplits& data);
+// What settle_data_config wrote into a stored folder run (normalisation, channels), copied into `asked` where
+// the command left it at its default: a command that continues the run asks for the same run.
+void adopt_settled_data(const Config& stored, Config& asked);
+// A folder at `dir` read with the input contract of a trained model (image size, channels, normalisation),
+// every image in it (no validation split held out).
+DataConfig folder_data_like(const Config& trained, const std::string& dir, const std::string& layout = "auto");
 
 // ContrastiveCrop boxes (docs/methods.md §6) of the first `count` images of `data` (all when count <= 0):
 // the method's last-stage feature map in eval mode on the test transform, localised with `threshold`.

@@ -240,6 +240,21 @@ class ContrastiveCropCallback : public TrainerCallback {
   AugmentConfig augment_;
 };
 
+// RUN_DIR/skipped_files.txt: the files of the training and held-out sets that could not be decoded, rewritten
+// when the list grows (at the start and after each epoch), with a warning that counts them.
+class SkippedFilesCallback : public TrainerCallback {
+ public:
+  SkippedFilesCallback(std::shared_ptr<Dataset> train, std::shared_ptr<Dataset> held_out)
+      : train_(std::move(train)), held_out_(std::move(held_out)) {}
+  void on_fit_begin(Trainer& trainer) override { update(trainer); }
+  void on_epoch_end(Trainer& trainer, EpochRecord& record) override;
+
+ private:
+  void update(Trainer& trainer);
+  std::shared_ptr<Dataset> train_, held_out_;
+  size_t written_ = 0;
+};
+
 // curves.png of the run directory after each record (gnuplot; a warning when it cannot).
 class CurvesCallback : public TrainerCallback {
  public:

@@ -33,6 +33,17 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"data", "image_size", "image-size", &d.image_size, "folder datasets: resize to this square size"},
       {"data", "decode_threads", "decode-threads", &d.decode_threads, "folder datasets: image decoder threads"},
       {"data", "labels", "labels", &d.labels, "cifar100 label set: fine | coarse"},
+      {"data", "layout", "layout", &d.layout,
+       "folder datasets: auto | unlabelled | classes | train-test (docs/own-images.md)"},
+      {"data", "channels", "channels", &d.channels, "folder datasets: convert every image to 1 or 3 channels"},
+      {"data", "val_fraction", "val-fraction", &d.val_fraction,
+       "folder DIR/<class>/ layout: share held out for validation (-1: 0.1)"},
+      {"data", "strict", "strict-data", &d.strict,
+       "folder datasets: stop at an unreadable file instead of skipping"},
+      {"data", "cache_mb", "cache-mb", &d.cache_mb, "folder datasets: decoded-image cache budget in MiB"},
+      {"data", "mean", "mean", &d.mean,
+       "per-channel normalisation mean (default: the dataset's; folders: measured)"},
+      {"data", "std", "std", &d.std, "per-channel normalisation std (default: the dataset's; folders: measured)"},
 
       {"model", "arch", "arch", &m.arch, "resnet18 | resnet34 | resnet50 | amdim"},
       {"model", "width", "width", &m.width, "base channels of the ResNet (64 in the papers)"},
@@ -521,6 +532,16 @@ void validate(const Config& c, int64_t world_size) {
   require(c.data.test_subset >= 0, "--test-subset", show(c.data.test_subset) + " (must be >= 0)");
   require(c.data.image_size >= 0, "--image-size", show(c.data.image_size) + " (must be >= 0)");
   require(c.data.decode_threads >= 1, "--decode-threads", show(c.data.decode_threads) + " (must be >= 1)");
+  require_one_of("--layout", c.data.layout, {"auto", "unlabelled", "classes", "train-test"});
+  require(c.data.channels == 0 || c.data.channels == 1 || c.data.channels == 3, "--channels",
+          show(c.data.channels) + " (must be 1 or 3)");
+  require(c.data.val_fraction == -1 || (c.data.val_fraction >= 0 && c.data.val_fraction < 1), "--val-fraction",
+          show(c.data.val_fraction) + " (must be in [0, 1))");
+  require(c.data.cache_mb >= 0, "--cache-mb", show(c.data.cache_mb) + " (must be >= 0)");
+  require(c.data.mean.size() == c.data.std.size(), "--mean",
+          "gives " + std::to_string(c.data.mean.size()) + " values but --std gives " +
+              std::to_string(c.data.std.size()));
+  for (double v : c.data.std) require(v > 0, "--std", show(v) + " (must be > 0)");
   const MethodInfo& info = method_info(c);  // unknown --method: the list of registered ones
   {
     // The CIFAR ResNets, and the backbones that a method brings (and only it trains).

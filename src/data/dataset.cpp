@@ -1,6 +1,7 @@
 // In-memory datasets, subsets and the dataset-kind dispatcher.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "contrastive/common.h"
@@ -46,6 +47,9 @@ class SubsetDataset : public Dataset {
     return base_->get(indices_.index_select(0, indices.to(at::kLong)));
   }
   const std::vector<std::string>& class_names() const override { return base_->class_names(); }
+  bool labelled() const override { return base_->labelled(); }
+  std::string item_name(int64_t i) const override { return base_->item_name(indices_[i].item<int64_t>()); }
+  std::vector<std::string> skipped_files() const override { return base_->skipped_files(); }
 
  private:
   std::shared_ptr<Dataset> base_;
@@ -159,22 +163,68 @@ DataSplits load_cifar100(const std::string& path, bool coarse) {
           std::make_shared<TensorDataset>(test.first, test.second, names)};
 }
 
-DataSplits load_folder(const DataOptions& options) {
-  const std::string& root = options.path;
-  std::string test_dir = join(root, "test");
-  std::error_code ec;
-  if (!std::filesystem::is_directory(test_dir, ec) && std::filesystem::is_directory(join(root, "val"), ec)) {
-    test_dir = join(root, "val");
+DataSplits load_folder(const DataOptions& o) {
+  const std::string& root = o.path;
+  const auto& layouts = folder_layout_names();
+  if (std::find(layouts.begin(), layouts.end(), o.layout) == layouts.end())
+    throw InputError("--layout: unknown folder layout '" + o.layout +
+                     "' (valid: auto, unlabelled, classes, train-test)");
+  DataSplits s;
+  s.layout = o.layout == "auto" ? detect_folder_layout(root) : o.layout;
+  ImageFolderOptions io;
+  io.image_size = o.image_size;
+  io.cache_mb = o.cache_mb;
+  io.decode_threads = o.decode_threads;
+  io.channels = o.channels;
+  io.strict = o.strict;
+  if (s.layout != "classes" && o.val_fraction > 0) {
+    throw InputError(
+        "--val-fraction: only the class-folder layout (DIR/<class>/...) holds out a validation "
+        "split; " +
+        root + " has the " + s.layout + " layout");
   }
-  auto train = std::make_shared<ImageFolderDataset>(join(root, "train"), options.image_size, options.cache_mb,
-                                                    options.decode_threads);
-  // The test split follows the train split's channel count: the model sees one input format.
-  auto test = std::make_shared<ImageFolderDataset>(test_dir, options.image_size, options.cache_mb,
-                                                   options.decode_threads, train->channels());
-  if (train->class_names() != test->class_names()) {
-    throw InputError(test_dir + ": class folders differ from those of " + join(root, "train"));
+  if (s.layout == "train-test") {
+    std::string test_dir = join(root, "test");
+    std::error_code ec;
+    if (!std::filesystem::is_directory(test_dir, ec) && std::filesystem::is_directory(join(root, "val"), ec)) {
+      test_dir = join(root, "val");
+    }
+    auto train = std::make_shared<ImageFolderDataset>(list_images(join(root, "train"), true), io);
+    // The test split follows the train split's channel count: the model sees one input format.
+    io.channels = train->channels();
+    auto test = std::make_shared<ImageFolderDataset>(list_images(test_dir, true), io);
+    if (train->class_names() != test->class_names()) {
+      throw InputError(test_dir + ": class folders differ from those of " + join(root, "train"));
+    }
+    s.train = train;
+    s.test = test;
+  } else if (s.layout == "classes") {
+    const double fraction = o.val_fraction < 0 ? 0.1 : o.val_fraction;
+    if (fraction >= 1) throw InputError("--val-fraction must be below 1, not " + std::to_string(fraction));
+    ImageList all = list_images(root, true), train_list, val_list;
+    train_list.root = val_list.root = all.root;
+    train_list.class_names = val_list.class_names = all.class_names;
+    for (size_t i = 0; i < all.files.size(); ++i) {
+      ImageList& to = in_validation_split(all.files[i], o.split_seed, fraction) ? val_list : train_list;
+      to.files.push_back(all.files[i]);
+      to.labels.push_back(all.labels[i]);
+    }
+    if (train_list.files.empty()) throw InputError(root + ": --val-fraction left no training images");
+    auto train = std::make_shared<ImageFolderDataset>(train_list, io);
+    s.train = train;
+    if (!val_list.files.empty()) {
+      io.channels = train->channels();
+      s.test = std::make_shared<ImageFolderDataset>(val_list, io);
+      s.eval_split_name = "validation";
+    } else {
+      s.eval_split_name = "";
+      if (fraction > 0) log_warn(root + ": the validation split drew no image; the per-epoch monitors are off");
+    }
+  } else {
+    s.train = std::make_shared<ImageFolderDataset>(list_images(root, false), io);
+    s.eval_split_name = "";
   }
-  return {train, test};
+  return s;
 }
 
 }  // namespace
@@ -201,6 +251,17 @@ DataSplits load_dataset(const DataOptions& options) {
     throw InputError(opts.path + ": missing data folder for dataset '" + opts.dataset + "'");
   }
 
+  if (opts.dataset != "folder" && opts.val_fraction > 0) {
+    throw InputError(
+        "--val-fraction: only folder datasets in the class-folder layout hold out a validation split "
+        "so far; " +
+        opts.dataset + " is evaluated on its own test split");
+  }
+  if (opts.dataset != "folder" && opts.channels != 0) {
+    throw InputError("--channels: only folder datasets convert their images; " + opts.dataset + " has " +
+                     "its own channel count");
+  }
+
   DataSplits splits;
   if (opts.dataset == "fashion-mnist") {
     const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -217,15 +278,23 @@ DataSplits load_dataset(const DataOptions& options) {
     splits = load_folder(opts);
   }
   const auto& a = *splits.train;
-  const auto& b = *splits.test;
-  if (a.channels() != b.channels() || a.height() != b.height() || a.width() != b.width()) {
-    throw InputError(opts.path + ": test images are " + std::to_string(b.channels()) + "x" +
-                     std::to_string(b.height()) + "x" + std::to_string(b.width()) + " but train images are " +
-                     std::to_string(a.channels()) + "x" + std::to_string(a.height()) + "x" +
-                     std::to_string(a.width()));
+  if (splits.test) {
+    const auto& b = *splits.test;
+    if (a.channels() != b.channels() || a.height() != b.height() || a.width() != b.width()) {
+      throw InputError(opts.path + ": test images are " + std::to_string(b.channels()) + "x" +
+                       std::to_string(b.height()) + "x" + std::to_string(b.width()) + " but train images are " +
+                       std::to_string(a.channels()) + "x" + std::to_string(a.height()) + "x" +
+                       std::to_string(a.width()));
+    }
   }
-  log_info("dataset " + opts.dataset + " from " + opts.path + ": " + std::to_string(a.size()) + " train, " +
-           std::to_string(b.size()) + " test, " + std::to_string(a.num_classes()) + " classes");
+  std::string what = std::to_string(a.size()) + " train";
+  if (splits.test) what += ", " + std::to_string(splits.test->size()) + " " + splits.eval_split_name;
+  what += a.labelled() ? ", " + std::to_string(a.num_classes()) + " classes" : ", no labels";
+  if (!splits.layout.empty()) {
+    what += "; layout " + splits.layout + (options.layout == "auto" ? " (detected; --layout overrides)" : "");
+    what += ", " + std::to_string(a.channels()) + " channel" + (a.channels() == 1 ? "" : "s");
+  }
+  log_info("dataset " + opts.dataset + " from " + opts.path + ": " + what);
   return splits;
 }
 

@@ -1,14 +1,15 @@
-// Image-folder datasets: lazy stb_image decoding, fixed bilinear resize, bounded in-memory cache.
+// Image-folder datasets: lazy stb_image decoding, fixed bilinear resize, bounded in-memory cache, and unreadable
+// files skipped (listed) instead of ending the run.
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "contrastive/common.h"
@@ -38,33 +39,12 @@ namespace fs = std::filesystem;
 namespace contrastive {
 namespace {
 
-bool is_image_file(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
-}
-
-bool is_hidden(const fs::path& p) { return p.filename().string().rfind('.', 0) == 0; }
-
-// Sorted entries of `dir` that satisfy `keep`; sorting by name makes class indices and sample order
-// independent of the file system's listing order.
-template <typename Keep>
-std::vector<fs::path> sorted_entries(const fs::path& dir, Keep keep) {
-  std::vector<fs::path> out;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!is_hidden(it->path()) && keep(*it)) out.push_back(it->path());
-  }
-  if (ec) throw InputError(dir.string() + ": cannot list folder (" + ec.message() + ")");
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 struct FileCloser {
   void operator()(FILE* f) const { std::fclose(f); }
 };
 
-// Decodes `path`, resizes it to size x size and writes it as CHW into `dst`.
+// Decodes `path`, resizes it to size x size and writes it as CHW into `dst`; InputError with the reason when
+// it cannot.
 void decode_into(const std::string& path, int64_t size, int64_t channels, uint8_t* dst) {
   std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
   if (!file) throw InputError(path + ": cannot open image");
@@ -91,63 +71,99 @@ void decode_into(const std::string& path, int64_t size, int64_t channels, uint8_
   }
 }
 
+// The header check made when a set is opened: "" when the file looks like an image stb can read (it may still
+// be truncated), else the reason. `comp` receives the file's channel count.
+std::string header_problem(const std::string& path, int& comp) {
+  std::error_code ec;
+  const auto bytes = fs::file_size(path, ec);
+  if (ec) return "cannot read file (" + ec.message() + ")";
+  if (bytes == 0) return "empty file";
+  std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) return "cannot open file";
+  int w = 0, h = 0;
+  if (!stbi_info_from_file(file.get(), &w, &h, &comp))
+    return std::string("not a readable image (") + stbi_failure_reason() + ")";
+  if (w <= 0 || h <= 0) return "image has no pixels";
+  return "";
+}
+
+std::string percent(int64_t part, int64_t whole) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", whole > 0 ? 100.0 * static_cast<double>(part) / whole : 0.0);
+  return buf;
+}
+
 }  // namespace
 
 // Decoded images by sample index; first come, first kept until the budget is used up. No eviction: with
-// random access every image is equally likely next, so replacing cached images would gain nothing.
+// random access every image is equally likely next, so replacing cached images would gain nothing. The same
+// mutex guards the record of unreadable files.
 struct ImageFolderDataset::Cache {
   std::mutex mutex;
   std::vector<torch::Tensor> slots;
   int64_t count = 0;
   int64_t capacity = 0;
+  std::vector<std::string> skipped;  // "relative path: reason"
+  std::set<int64_t> bad;             // sample indices found unreadable while decoding
 };
+
+ImageFolderDataset::ImageFolderDataset(ImageList list, ImageFolderOptions options)
+    : options_(std::move(options)), cache_(std::make_unique<Cache>()) {
+  if (options_.image_size <= 0) options_.image_size = 32;
+  options_.decode_threads = std::max(1, options_.decode_threads);
+  if (options_.channels != 0 && options_.channels != 1 && options_.channels != 3) {
+    throw InputError(list.root + ": image channels must be 1 or 3, not " + std::to_string(options_.channels));
+  }
+  labelled_ = !list.class_names.empty();
+  class_names_ = list.class_names;
+  listed_ = static_cast<int64_t>(list.files.size());
+  if (listed_ == 0) throw InputError(list.root + ": no images");
+
+  // Header check of every file: an empty file or one that is no image leaves the set here, listed.
+  std::vector<int64_t> labels;
+  int first_comp = 0;
+  for (size_t i = 0; i < list.files.size(); ++i) {
+    const std::string full = (fs::path(list.root) / list.files[i]).string();
+    int comp = 0;
+    const std::string problem = header_problem(full, comp);
+    if (!problem.empty()) {
+      if (options_.strict) throw InputError(full + ": " + problem + " (--strict-data)");
+      cache_->skipped.push_back(list.files[i] + ": " + problem);
+      continue;
+    }
+    if (files_.empty()) first_comp = comp;
+    files_.push_back(full);
+    rel_files_.push_back(list.files[i]);
+    labels.push_back(labelled_ ? list.labels.at(i) : 0);
+  }
+  const auto n_bad = static_cast<int64_t>(cache_->skipped.size());
+  if (n_bad > 0) {
+    const size_t shown = std::min<size_t>(cache_->skipped.size(), 20);
+    for (size_t i = 0; i < shown; ++i)
+      log_warn("skipping unreadable file " + list.root + "/" + cache_->skipped[i]);
+    if (shown < cache_->skipped.size())
+      log_warn("... and " + std::to_string(cache_->skipped.size() - shown) + " more unreadable files");
+  }
+  if (files_.empty())
+    throw InputError(list.root + ": none of its " + std::to_string(listed_) + " images can be read");
+  if (static_cast<double>(n_bad) > options_.max_bad_fraction * static_cast<double>(listed_)) {
+    throw InputError(list.root + ": " + std::to_string(n_bad) + " of " + std::to_string(listed_) + " images (" +
+                     percent(n_bad, listed_) + ") cannot be read, more than the " +
+                     percent(static_cast<int64_t>(options_.max_bad_fraction * 1000), 1000) +
+                     " a run tolerates; first: " + cache_->skipped.front());
+  }
+  labels_ = at::tensor(labels, at::kLong);
+  channels_ = options_.channels != 0 ? options_.channels : (first_comp >= 3 ? 3 : 1);  // alpha is dropped
+
+  const int64_t image_bytes = channels_ * options_.image_size * options_.image_size;
+  cache_->slots.resize(files_.size());
+  cache_->capacity = std::max<int64_t>(0, options_.cache_mb) * (int64_t{1} << 20) / image_bytes;
+}
 
 ImageFolderDataset::ImageFolderDataset(const std::string& root, int64_t image_size, int64_t cache_mb,
                                        int decode_threads, int64_t channels)
-    : image_size_(image_size > 0 ? image_size : 32),
-      decode_threads_(std::max(1, decode_threads)),
-      cache_(std::make_unique<Cache>()) {
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) throw InputError(root + ": missing image folder");
-  const auto class_dirs = sorted_entries(root, [](const fs::directory_entry& e) {
-    std::error_code ec2;
-    return e.is_directory(ec2);
-  });
-  if (class_dirs.empty()) throw InputError(root + ": no class folders (expected <class>/<image> sub-folders)");
-
-  std::vector<int64_t> labels;
-  for (size_t k = 0; k < class_dirs.size(); ++k) {
-    class_names_.push_back(class_dirs[k].filename().string());
-    const auto images = sorted_entries(class_dirs[k], [](const fs::directory_entry& e) {
-      std::error_code ec2;
-      return e.is_regular_file(ec2) && is_image_file(e.path());
-    });
-    if (images.empty()) {
-      throw InputError(class_dirs[k].string() + ": empty class folder (no .png/.jpg/.jpeg/.bmp images)");
-    }
-    for (const auto& p : images) {
-      files_.push_back(p.string());
-      labels.push_back(static_cast<int64_t>(k));
-    }
-  }
-  labels_ = at::tensor(labels, at::kLong);
-
-  if (channels == 1 || channels == 3) {
-    channels_ = channels;
-  } else if (channels == 0) {
-    int w = 0, h = 0, comp = 0;
-    if (!stbi_info(files_[0].c_str(), &w, &h, &comp)) {
-      throw InputError(files_[0] + ": cannot decode image (" + stbi_failure_reason() + ")");
-    }
-    channels_ = comp >= 3 ? 3 : 1;  // alpha is dropped
-  } else {
-    throw InputError(root + ": image channels must be 1 or 3, not " + std::to_string(channels));
-  }
-
-  const int64_t image_bytes = channels_ * image_size_ * image_size_;
-  cache_->slots.resize(files_.size());
-  cache_->capacity = std::max<int64_t>(0, cache_mb) * (int64_t{1} << 20) / image_bytes;
-}
+    : ImageFolderDataset(list_images(root, /*classes=*/true),
+                         ImageFolderOptions{image_size, cache_mb, decode_threads, channels}) {}
 
 ImageFolderDataset::~ImageFolderDataset() = default;
 
@@ -156,12 +172,57 @@ int64_t ImageFolderDataset::cached() const {
   return cache_->count;
 }
 
+std::vector<std::string> ImageFolderDataset::skipped_files() const {
+  std::lock_guard<std::mutex> lock(cache_->mutex);
+  return cache_->skipped;
+}
+
+void ImageFolderDataset::note_bad(int64_t index, const std::string& reason) const {
+  int64_t n_bad = 0;
+  {
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    if (!cache_->bad.insert(index).second) return;
+    cache_->skipped.push_back(rel_files_[index] + ": " + reason);
+    n_bad = static_cast<int64_t>(cache_->skipped.size());
+  }
+  log_warn("skipping unreadable file " + files_[index] + ": " + reason + " (its sample is served as the next " +
+           "readable image)");
+  if (static_cast<double>(n_bad) > options_.max_bad_fraction * static_cast<double>(listed_)) {
+    throw InputError(files_[index] + ": " + std::to_string(n_bad) + " of " + std::to_string(listed_) +
+                     " images cannot be read now, more than a run tolerates");
+  }
+}
+
+// Decodes sample `index` into dst; when its file cannot be read any more (truncated, deleted, replaced), the
+// file is recorded and the next readable sample of the set is decoded in its place.
+void ImageFolderDataset::decode_or_substitute(int64_t index, uint8_t* dst) const {
+  const int64_t n = size();
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t j = (index + k) % n;
+    {
+      std::lock_guard<std::mutex> lock(cache_->mutex);
+      if (cache_->bad.count(j)) continue;
+    }
+    try {
+      decode_into(files_[j], options_.image_size, channels_, dst);
+      return;
+    } catch (const InputError& e) {
+      if (options_.strict) throw InputError(std::string(e.what()) + " (--strict-data)");
+      std::string reason = e.what();
+      const auto colon = reason.find(": ", files_[j].size());
+      if (reason.rfind(files_[j], 0) == 0 && colon != std::string::npos) reason = reason.substr(colon + 2);
+      note_bad(j, reason);
+    }
+  }
+  throw InputError(files_[index] + ": no readable image is left in its set");
+}
+
 torch::Tensor ImageFolderDataset::get(const torch::Tensor& indices) const {
   const auto idx = indices.to(at::kLong).contiguous();
   const int64_t batch = idx.numel();
   const int64_t* ip = idx.data_ptr<int64_t>();
-  const int64_t image_bytes = channels_ * image_size_ * image_size_;
-  auto out = at::empty({batch, channels_, image_size_, image_size_}, at::kByte);
+  const int64_t image_bytes = channels_ * options_.image_size * options_.image_size;
+  auto out = at::empty({batch, channels_, options_.image_size, options_.image_size}, at::kByte);
   uint8_t* dst = out.data_ptr<uint8_t>();
 
   std::vector<int64_t> misses;  // positions in the batch
@@ -190,7 +251,7 @@ torch::Tensor ImageFolderDataset::get(const torch::Tensor& indices) const {
     for (size_t m = next++; m < misses.size(); m = next++) {
       const int64_t i = misses[m];
       try {
-        decode_into(files_[ip[i]], image_size_, channels_, dst + i * image_bytes);
+        decode_or_substitute(ip[i], dst + i * image_bytes);
       } catch (...) {
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
@@ -198,7 +259,7 @@ torch::Tensor ImageFolderDataset::get(const torch::Tensor& indices) const {
       }
     }
   };
-  const size_t n_threads = std::min<size_t>(static_cast<size_t>(decode_threads_), misses.size());
+  const size_t n_threads = std::min<size_t>(static_cast<size_t>(options_.decode_threads), misses.size());
   std::vector<std::thread> threads;
   for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(work);
   work();
@@ -208,6 +269,7 @@ torch::Tensor ImageFolderDataset::get(const torch::Tensor& indices) const {
   std::lock_guard<std::mutex> lock(cache_->mutex);
   for (const int64_t i : misses) {
     if (cache_->count >= cache_->capacity) break;
+    if (cache_->bad.count(ip[i])) continue;  // a substitute: not this sample's own pixels
     auto& slot = cache_->slots[ip[i]];
     if (slot.defined()) continue;  // the same index twice in a batch, or another thread was faster
     slot = out[i].clone();

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -24,6 +25,7 @@ struct Loader::State {
   bool stop = false;  // asks the worker to give up the current epoch
   std::exception_ptr error;
   std::thread worker;
+  double wait_seconds = 0;  // in next(), waiting for the worker
 
   void halt() {
     {
@@ -134,11 +136,20 @@ void Loader::start_epoch(int64_t epoch, int64_t first_step) {
   });
 }
 
+double Loader::wait_seconds() const {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return state_->wait_seconds;
+}
+
 std::optional<Batch> Loader::next() {
   State& st = *state_;
   if (!st.started) throw std::logic_error("Loader::next() called before start_epoch()");
   std::unique_lock<std::mutex> lock(st.mutex);
-  st.changed.wait(lock, [&] { return !st.queue.empty() || st.done; });
+  if (st.queue.empty() && !st.done) {
+    const auto t0 = std::chrono::steady_clock::now();
+    st.changed.wait(lock, [&] { return !st.queue.empty() || st.done; });
+    st.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   if (!st.queue.empty()) {
     Batch batch = std::move(st.queue.front());
     st.queue.pop_front();

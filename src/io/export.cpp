@@ -222,20 +222,35 @@ void write_npy(const std::string& path, const torch::Tensor& tensor) {
   write_file_atomic(path, out);
 }
 
-void write_embedding_files(const std::string& prefix, const torch::Tensor& features, const torch::Tensor& labels) {
+void write_embedding_files(const std::string& prefix, const torch::Tensor& features, const torch::Tensor& labels,
+                           const std::vector<std::string>& names, bool labelled) {
   TORCH_CHECK(features.dim() == 2 && labels.dim() == 1 && features.size(0) == labels.size(0),
               "write_embedding_files: features [N,D] and labels [N] expected");
+  TORCH_CHECK(names.empty() || static_cast<int64_t>(names.size()) == features.size(0),
+              "write_embedding_files: one name per row expected");
   auto f = features.detach().to(torch::kCPU, torch::kFloat).contiguous();
   auto y = labels.to(torch::kCPU, torch::kLong).contiguous();
   write_npy(prefix + ".npy", f);
-  write_npy(prefix + "_labels.npy", y);
+  if (labelled) write_npy(prefix + "_labels.npy", y);
   std::ostringstream csv;
   csv.precision(9);  // enough digits to read every float32 back exactly
   const auto* fp = f.data_ptr<float>();
   const auto* yp = y.data_ptr<int64_t>();
   const int64_t n = f.size(0), d = f.size(1);
+  csv << "name" << (labelled ? ",label" : "");
+  for (int64_t j = 0; j < d; ++j) csv << ",f" << j;
+  csv << '\n';
   for (int64_t i = 0; i < n; ++i) {
-    csv << yp[i];
+    const std::string name = names.empty() ? std::to_string(i) : names[static_cast<size_t>(i)];
+    // A name with a comma, quote or line break is quoted (RFC 4180), its quotes doubled.
+    if (name.find_first_of(",\"\r\n") == std::string::npos) {
+      csv << name;
+    } else {
+      csv << '"';
+      for (char c : name) csv << (c == '"' ? "\"\"" : std::string(1, c));
+      csv << '"';
+    }
+    if (labelled) csv << ',' << yp[i];
     for (int64_t j = 0; j < d; ++j) csv << ',' << fp[i * d + j];
     csv << '\n';
   }

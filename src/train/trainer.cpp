@@ -507,8 +507,11 @@ std::string RunDirectory::resume_decision(const Config& config, int64_t world,
       const Checkpoint ckpt = Checkpoint::read(path);
       const std::string mismatch = world_size_mismatch(path, ckpt.world_size(), world);
       if (!mismatch.empty()) return "error:" + mismatch + ", or choose another --out";
+      // A folder's measured normalisation is part of the stored run, not of the command that continues it.
+      Config asked = config;
+      adopt_settled_data(ckpt.config(), asked);
       const std::string diff =
-          first_config_difference(ckpt.config(), config, resume_mutable_keys(), path, "this command");
+          first_config_difference(ckpt.config(), asked, resume_mutable_keys(), path, "this command");
       if (!diff.empty())
         return "error:" + path_ + " holds a run with another configuration: " + diff + "; " + again;
       if (ckpt.position().epoch >= config.train.epochs) return "complete:" + path;
@@ -648,6 +651,7 @@ Trainer::EpochOutcome Trainer::train_epoch(Loader& loader, int64_t epoch) {
   int64_t counted = 0, images = 0;
   std::map<std::string, double> term_sums, stat_sums;
   const auto t0 = std::chrono::steady_clock::now();
+  const double wait_before = loader.wait_seconds();
   while (auto batch = loader.next()) {
     StepContext ctx;
     ctx.epoch = epoch;
@@ -713,6 +717,8 @@ Trainer::EpochOutcome Trainer::train_epoch(Loader& loader, int64_t epoch) {
   for (const auto& [name, s] : stat_sums) rec.values[name] = counted ? s / counted : 0.0;
   rec.values["images_per_s"] = train_seconds > 0 ? images / train_seconds : 0.0;
   rec.values["train_seconds"] = train_seconds;
+  // The share of the epoch the step spent waiting for the loader (decoding, augmentation): 0 when data keeps up.
+  rec.values["data_wait_frac"] = train_seconds > 0 ? (loader.wait_seconds() - wait_before) / train_seconds : 0.0;
   rec.metric = -rec.values["loss"];
   return outcome;
 }
@@ -758,8 +764,9 @@ TrainResult Trainer::fit(Loader& loader) {
       summary << ")";
     }
     if (rec.has("knn_top1")) summary << ", kNN top-1 " << rec.value("knn_top1");
-    summary << ", " << std::setprecision(0) << rec.value("images_per_s") << " img/s, " << std::setprecision(1)
-            << rec.value("seconds") << " s";
+    summary << ", " << std::setprecision(0) << rec.value("images_per_s") << " img/s (waiting for data "
+            << std::setprecision(1) << 100.0 * rec.value("data_wait_frac") << "%), " << rec.value("seconds")
+            << " s";
     log_info(summary.str());
 
     if (run_dir_) run_dir_->append_metrics(rec);
@@ -932,12 +939,14 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   }
 
   DataSplits data = load_data(config);
+  if (!resume) settle_data_config(config, data);  // a resumed run keeps the settled values it stored
   dist::barrier();  // every rank has checked the directory before rank 0 writes into it
   run_dir->open(config, resume ? resume->position().epoch : 0);
   for (const auto& n : resume_notes) log_warn(n);
 
   log_info("contrastive train: method " + config.method.name + ", dataset " + config.data.dataset + " (" +
-           std::to_string(data.train->size()) + " train / " + std::to_string(data.test->size()) + " test, " +
+           std::to_string(data.train->size()) + " train / " +
+           (data.test ? std::to_string(data.test->size()) + " " + data.eval_split_name : "no held-out") + ", " +
            std::to_string(data.train->channels()) + "x" + std::to_string(data.train->height()) + "x" +
            std::to_string(data.train->width()) + "), run directory " + run_dir->path());
   log_info(describe_build(build_info()));
@@ -1008,10 +1017,17 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     throw InputError("--batch-size " + std::to_string(tc.batch_size) + ": no full batch in " +
                      std::to_string(data.train->size()) + " training images with --drop-last");
 
-  const auto train_eval = method->has_classifier() ? train_eval_subset(data.train, kTrainEvalImages) : nullptr;
-  trainer.add_callback(std::make_shared<ClassifierEvalCallback>(data.test, train_eval, norm, tc.eval_every));
-  trainer.add_callback(
-      std::make_shared<KnnMonitorCallback>(data.train, data.test, norm, tc.knn_every, tc.knn_k, tc.knn_t));
+  if (data.test) {
+    const auto train_eval = method->has_classifier() ? train_eval_subset(data.train, kTrainEvalImages) : nullptr;
+    trainer.add_callback(std::make_shared<ClassifierEvalCallback>(data.test, train_eval, norm, tc.eval_every));
+    trainer.add_callback(
+        std::make_shared<KnnMonitorCallback>(data.train, data.test, norm, tc.knn_every, tc.knn_k, tc.knn_t));
+  } else {
+    log_info(std::string(data.train->labelled() ? "no held-out split" : "no labels") +
+             ": the kNN and classifier monitors are off (best.ckpt follows the training loss); the collapse "
+             "and effective-rank monitors stay on");
+  }
+  trainer.add_callback(std::make_shared<SkippedFilesCallback>(data.train, data.test));
   trainer.add_callback(std::make_shared<CollapseMonitorCallback>());
   trainer.add_callback(std::make_shared<ContrastiveCropCallback>(views, data.train, norm, config.augment));
   trainer.add_callback(std::make_shared<CurvesCallback>());
