@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "contrastive/losses.h"
@@ -468,10 +469,15 @@ TEST(MethodCLI, SimSiamWithoutStopGradientCollapsesAndIsReported) {
   const auto dir = test_util::temp_dir("collapse");
   const std::string common =
       "train --method simsiam --epochs 8 --knn-every 0 --lr 0.5 --schedule constant --train-subset 2560 "
-      "--test-subset 128 --width 8 --batch-size 128 --threads 2";
-  auto bad = run_cli(common + " --no-stop-grad --out " + dir + "/nsg");
-  ASSERT_EQ(bad.status, 0) << bad.output;
+      "--test-subset 128 --width 4 --batch-size 128 --threads 1";
+  // Width 4, the two runs side by side on one thread each: half the CPU time of width 8 run one after the other
+  // (the suite's longest test), with the same verdicts (measured: effective rank 1.24 against 10.8, loss -0.96
+  // against -0.72).
+  auto pending =
+      std::async(std::launch::async, [&] { return run_cli(common + " --no-stop-grad --out " + dir + "/nsg"); });
   auto good = run_cli(common + " --out " + dir + "/sg");
+  auto bad = pending.get();
+  ASSERT_EQ(bad.status, 0) << bad.output;
   ASSERT_EQ(good.status, 0) << good.output;
   auto nsg = read_metrics(dir + "/nsg").back(), sg = read_metrics(dir + "/sg").back();
   ASSERT_TRUE(nsg.contains("effective_rank") && sg.contains("effective_rank"));
