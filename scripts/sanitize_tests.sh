@@ -30,6 +30,7 @@ built=$(date +%s)
 # LeakSanitizer stays on: LibTorch's globals are still reachable at exit and it reports nothing for this
 # subset (checked). halt_on_error: the first report fails the run.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# scripts/ubsan.supp: code that is not the product's (stb_image_write's JPEG encoder, which the tests use).
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$PWD/scripts/ubsan.supp}
 "$BUILD/tests/contrastive_tests" --gtest_filter="$FILTER" --gtest_brief=1
 echo "sanitize_tests: build $((built - start)) s, tests $(( $(date +%s) - built )) s"
