@@ -24,8 +24,8 @@
 #define STBI_ONLY_BMP
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #define STB_IMAGE_RESIZE_STATIC
-// stb_image_resize asserts that each output pixel's filter weights sum to within 10% of 1 before it divides them by
-// their sum; with the triangle filter some downscales (e.g. 94 -> 32) miss that bound in float rounding, which
+// stb_image_resize asserts that each output pixel's filter weights sum to within 10% of 1 before it divides them
+// by their sum; with the triangle filter some downscales (e.g. 94 -> 32) miss that bound in float rounding, which
 // aborts a build with assertions on (the sanitizer tests). The weights are renormalised either way.
 #define STBIR_ASSERT(x) ((void)0)
 #pragma GCC diagnostic push
