@@ -75,6 +75,14 @@ void fill(const std::string& dir, const std::string& sub, int n, int seed) {
   }
 }
 
+// A JPEG cut to its first third: its header reads, its pixels do not (`scratch` holds the whole file meanwhile).
+void write_truncated_jpeg(const std::string& path, const std::string& scratch, int seed) {
+  write_image(scratch, 64, 64, 3, seed);
+  const std::string jpg = read_all(scratch);
+  write_bytes(path, jpg.substr(0, jpg.size() / 3));
+  fs::remove(scratch);
+}
+
 template <typename F>
 void expect_input_error(F f, const std::string& part) {
   try {
@@ -200,10 +208,7 @@ TEST(OwnImages, UnreadableFilesAreSkippedAndListed) {
   write_bytes(root + "/a/empty.png", "");
   write_bytes(root + "/a/notes.png", "these are my notes, not a picture\n");
   // A JPEG cut after its header: it passes the header check and fails when decoded.
-  write_image(root + "/b/whole.jpg", 64, 64, 3, 9);
-  const std::string jpg = read_all(root + "/b/whole.jpg");
-  write_bytes(root + "/b/truncated.jpg", jpg.substr(0, jpg.size() / 3));
-  fs::remove(root + "/b/whole.jpg");
+  write_truncated_jpeg(root + "/b/truncated.jpg", root + "/whole.jpg", 9);
 
   ImageFolderOptions io;
   io.decode_threads = 2;
@@ -292,9 +297,7 @@ TEST(OwnImagesCLI, UnlabelledFolderWithBrokenFilesTrainsToTheEnd) {
   fill(data, "more/", 30, 2);
   write_bytes(data + "/empty.png", "");
   write_bytes(data + "/more/notes.png", "not a picture");
-  write_image(root + "/whole.jpg", 64, 64, 3, 3);
-  const std::string jpg = read_all(root + "/whole.jpg");
-  write_bytes(data + "/cut.jpg", jpg.substr(0, jpg.size() / 3));
+  write_truncated_jpeg(data + "/cut.jpg", root + "/whole.jpg", 3);
 
   auto r = test_util::run_cli(quick_train(data, root + "/run", "simclr"));
   ASSERT_EQ(r.status, 0) << r.output;

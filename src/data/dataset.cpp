@@ -48,7 +48,7 @@ class SubsetDataset : public Dataset {
   }
   const std::vector<std::string>& class_names() const override { return base_->class_names(); }
   bool labelled() const override { return base_->labelled(); }
-  std::string item_name(int64_t i) const override { return base_->item_name(indices_[i].item<int64_t>()); }
+  std::string item_name(int64_t i) const override { return base_->item_name(indices_.data_ptr<int64_t>()[i]); }
   std::vector<std::string> skipped_files() const override { return base_->skipped_files(); }
 
  private:

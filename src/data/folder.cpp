@@ -91,10 +91,19 @@ std::string header_problem(const std::string& path, int& comp) {
   return "";
 }
 
-std::string percent(int64_t part, int64_t whole) {
+std::string percent(double fraction) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f%%", whole > 0 ? 100.0 * static_cast<double>(part) / whole : 0.0);
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * fraction);
   return buf;
+}
+
+// InputError when `n_bad` unreadable files are more than `max_fraction` of the `listed` ones.
+void check_bad_share(int64_t n_bad, int64_t listed, double max_fraction, const std::string& where,
+                     const std::string& tail) {
+  if (static_cast<double>(n_bad) <= max_fraction * static_cast<double>(listed)) return;
+  throw InputError(where + ": " + std::to_string(n_bad) + " of " + std::to_string(listed) + " images (" +
+                   percent(static_cast<double>(n_bad) / static_cast<double>(listed)) +
+                   ") cannot be read, more than the " + percent(max_fraction) + " a run tolerates" + tail);
 }
 
 }  // namespace
@@ -150,12 +159,8 @@ ImageFolderDataset::ImageFolderDataset(ImageList list, ImageFolderOptions option
   }
   if (files_.empty())
     throw InputError(list.root + ": none of its " + std::to_string(listed_) + " images can be read");
-  if (static_cast<double>(n_bad) > options_.max_bad_fraction * static_cast<double>(listed_)) {
-    throw InputError(list.root + ": " + std::to_string(n_bad) + " of " + std::to_string(listed_) + " images (" +
-                     percent(n_bad, listed_) + ") cannot be read, more than the " +
-                     percent(static_cast<int64_t>(options_.max_bad_fraction * 1000), 1000) +
-                     " a run tolerates; first: " + cache_->skipped.front());
-  }
+  check_bad_share(n_bad, listed_, options_.max_bad_fraction, list.root,
+                  "; first: " + (n_bad > 0 ? cache_->skipped.front() : std::string()));
   labels_ = at::tensor(labels, at::kLong);
   channels_ = options_.channels != 0 ? options_.channels : (first_comp >= 3 ? 3 : 1);  // alpha is dropped
 
@@ -191,10 +196,7 @@ void ImageFolderDataset::note_bad(int64_t index, const std::string& reason) cons
   }
   log_warn("skipping unreadable file " + files_[index] + ": " + reason + " (its sample is served as the next " +
            "readable image)");
-  if (static_cast<double>(n_bad) > options_.max_bad_fraction * static_cast<double>(listed_)) {
-    throw InputError(files_[index] + ": " + std::to_string(n_bad) + " of " + std::to_string(listed_) +
-                     " images cannot be read now, more than a run tolerates");
-  }
+  check_bad_share(n_bad, listed_, options_.max_bad_fraction, files_[index], "");
 }
 
 // Decodes sample `index` into dst; when its file cannot be read any more (truncated, deleted, replaced), the

@@ -2,6 +2,7 @@
 // and the hash that holds out a validation split.
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <filesystem>
 
 #include "contrastive/common.h"
@@ -26,8 +27,9 @@ bool is_dir(const fs::path& p) {
 }
 
 // Relative paths (generic form, '/' separated) of the image files under `dir` at any depth, unsorted; hidden
-// files and folders are left out, symbolic links to folders followed.
-void collect_images(const fs::path& dir, const fs::path& base, std::vector<std::string>& out) {
+// files and folders are left out, symbolic links to folders followed. Stops once `out` holds `limit` paths.
+void collect_images(const fs::path& dir, const fs::path& base, std::vector<std::string>& out,
+                    size_t limit = SIZE_MAX) {
   std::error_code ec;
   auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
   if (ec) throw InputError(dir.string() + ": cannot list folder (" + ec.message() + ")");
@@ -38,7 +40,10 @@ void collect_images(const fs::path& dir, const fs::path& base, std::vector<std::
       if (it->is_directory(ec)) it.disable_recursion_pending();
       continue;
     }
-    if (is_image_file(p) && it->is_regular_file(ec)) out.push_back(p.lexically_relative(base).generic_string());
+    if (is_image_file(p) && it->is_regular_file(ec)) {
+      out.push_back(p.lexically_relative(base).generic_string());
+      if (out.size() >= limit) return;
+    }
   }
 }
 
@@ -64,7 +69,7 @@ bool holds_image_files(const fs::path& dir) {
 
 bool holds_images_anywhere(const fs::path& dir) {
   std::vector<std::string> found;
-  collect_images(dir, dir, found);
+  collect_images(dir, dir, found, 1);
   return !found.empty();
 }
 

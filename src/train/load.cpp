@@ -78,7 +78,8 @@ void settle_data_config(Config& config, const DataSplits& data) {
   if (config.data.dataset == "folder" && config.data.channels == 0)
     config.data.channels = data.train->channels();  // the input contract, for embed and export
   if (config.data.dataset == "folder" && config.data.mean.empty()) {
-    const Normalization n = measure_normalization(*data.train);
+    const int64_t sample = std::min<int64_t>(data.train->size(), 2000);
+    const Normalization n = measure_normalization(*data.train, sample);
     config.data.mean = n.mean;
     config.data.std = n.std;
     auto list = [](const std::vector<double>& v) {
@@ -86,8 +87,8 @@ void settle_data_config(Config& config, const DataSplits& data) {
       for (size_t i = 0; i < v.size(); ++i) ss << (i ? "," : "") << v[i];
       return ss.str();
     };
-    log_info("normalisation measured on " + std::to_string(std::min<int64_t>(data.train->size(), 2000)) +
-             " training images: --mean " + list(n.mean) + " --std " + list(n.std) + " (kept in config.yaml)");
+    log_info("normalisation measured on " + std::to_string(sample) + " training images: --mean " + list(n.mean) +
+             " --std " + list(n.std) + " (kept in config.yaml)");
   }
 }
 
