@@ -16,7 +16,8 @@ case "$TORCH" in
 esac
 
 PKGS=(cmake g++ make libgloo-dev libfmt-dev zlib1g-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libstb-dev
-      gnuplot-nox libgtest-dev libgmock-dev libbenchmark-dev dataset-fashion-mnist clang-format ccache ninja-build)
+      gnuplot-nox libgtest-dev libgmock-dev libbenchmark-dev dataset-fashion-mnist clang-format ccache ninja-build
+      libonnx-dev libprotobuf-dev protobuf-compiler libboost-dev)
 # Debian's LibTorch and the Python that matches it (the fixtures and interop reference of that build).
 # The pip build uses Debian's Gloo headers too: the wheel ships Gloo inside libtorch_cpu but not its headers.
 PKGS+=(libtorch-dev libopenblas0-pthread python3-torch python3-torchvision python3-numpy python3-pil)
@@ -26,6 +27,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+# The verifiers of the export and logging tests (onnx, onnxruntime, tensorboard; no torch) in the project's .venv,
+# for either build's suite. PYTHON: the Python that makes the .venv.
+PYTHON=${PYTHON:-python3}
+VENV=$PWD/.venv
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV" || { echo "setup.sh: could not create $VENV with $PYTHON (needs Python >= 3.10 with venv)" >&2; exit 1; }
+fi
+if ! "$VENV/bin/python" -c 'import onnx, onnxruntime, tensorboard' 2>/dev/null; then
+  "$VENV/bin/pip" install -q -r requirements/verify.txt ||
+    { echo "setup.sh: pip install -r requirements/verify.txt into $VENV failed" >&2; exit 1; }
 fi
 JOBS=${JOBS:-$(nproc)}
 # Ninja for a new build dir (its .ninja_log keeps every compile's time: scripts/compile_times.sh); a build dir
@@ -41,11 +53,6 @@ if [ "$TORCH" = debian ]; then
 fi
 
 # --- LibTorch 2.x from PyPI ---------------------------------------------------------------------------------
-PYTHON=${PYTHON:-python3}
-VENV=$PWD/.venv
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv "$VENV" || { echo "setup.sh: could not create $VENV with $PYTHON (needs Python >= 3.10 with venv)" >&2; exit 1; }
-fi
 if ! "$VENV/bin/python" - requirements/torch-pip.txt <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version

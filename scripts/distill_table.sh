@@ -12,7 +12,7 @@
 #   EXTRA    flags added to every run                DATASET (default fashion-mnist)
 #   OUT      (default runs/distill)                  BIN     (default build/contrastive)
 # Rerunning continues: a finished run (EPOCHS records in metrics.jsonl) is skipped, an unfinished one is started
-# again with the same command, which resumes it from its checkpoint (automatic resume, README "Long jobs").
+# again with the same command, which resumes it from its checkpoint (automatic resume, docs/usage.md "Long jobs").
 # shellcheck disable=SC2046  # lists of run directories are split into arguments on purpose
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -12,7 +12,7 @@
 #   AUGMENT  the augmentation preset of every row (default cds: Cutout on view 1; supervised: crop + flip only,
 #            a regime that overfits sooner)
 # Rerunning continues: a finished run (EPOCHS records in metrics.jsonl) is skipped, an unfinished one is started
-# again with the same command, which resumes it from its checkpoint (automatic resume, README "Long jobs").
+# again with the same command, which resumes it from its checkpoint (automatic resume, docs/usage.md "Long jobs").
 # shellcheck disable=SC2046  # lists of run directories are split into arguments on purpose
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -30,7 +30,7 @@ TEST(Bench, ForwardFlopsOfCifarResNet18) {
 }
 
 TEST(Bench, TinySimCLRReportsPositiveNumbers) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   auto r = run_cli(
       "bench --method simclr --width 4 --batch-size 16 --steps 2 --warmup 1 --json --threads 2 "
       "--peak-size 256");

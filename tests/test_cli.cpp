@@ -56,7 +56,7 @@ TEST(CLI, HelpOnEverySubcommand) {
 }
 
 TEST(CLI, TrainWritesTheRunDirectoryAndEvalReadsIt) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("cli-train");
   auto r = run_cli("train --method ce --epochs 2 --seed 3 " + test_util::quick_flags() + " --out " + dir + "/run");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -94,7 +94,7 @@ TEST(CLI, TrainWritesTheRunDirectoryAndEvalReadsIt) {
 }
 
 TEST(CLI, ResumedRunEndsWithTheSameWeights) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("cli-resume");
   for (std::string method : {"ce", "cds"}) {
     const std::string base =
@@ -115,7 +115,7 @@ TEST(CLI, ResumedRunEndsWithTheSameWeights) {
 }
 
 TEST(CLI, NonFiniteLossStopsOrSkipsAsAsked) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("cli-nan");
   auto stop = run_cli("train --method cds --epochs 2 --inject-nan-at-step 5 " + test_util::quick_flags() +
                       " --out " + dir + "/stop");
@@ -132,7 +132,7 @@ TEST(CLI, NonFiniteLossStopsOrSkipsAsAsked) {
 }
 
 TEST(CLI, SemiSupervisedRunRecordsItsStratifiedLabelSplit) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("cli-semi");
   auto r =
       run_cli("train --method ce --epochs 1 --labeled-fraction 0.1 " + test_util::quick_flags() + " --out " + dir);
@@ -151,7 +151,7 @@ TEST(CLI, SemiSupervisedRunRecordsItsStratifiedLabelSplit) {
 
 // The CPU fast path (bfloat16 autocast + channels-last) trains, and a stopped run resumes to the same weights.
 TEST(CliFastPath, Bf16ChannelsLastTrainsAndResumesBitIdentically) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const std::string dir = test_util::temp_dir("bf16");
   // This CPU's fast path: bf16 only with native support (refused otherwise), channels-last at width >= 8
   // (config.h, kMinChannelsLastWidth).

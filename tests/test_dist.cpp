@@ -195,7 +195,7 @@ TEST(DistAugment, ShardedContrastiveCropEqualsTheGlobalBatchRows) {
 class DistEquivalence : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(DistEquivalence, TwoProcessesMatchOneWithTheGlobalBatch) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const std::string method = GetParam();
   const std::string dir = temp_dir("dist-eq-" + method);
   // A small learning rate keeps the comparison out of the chaotic regime of the first steps, where even the
@@ -228,7 +228,7 @@ TEST_P(DistEquivalence, TwoProcessesMatchOneWithTheGlobalBatch) {
 INSTANTIATE_TEST_SUITE_P(Methods, DistEquivalence, ::testing::Values("simclr", "supcon"));
 
 TEST(DistRuns, TorchrunLaunchesTraining) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   // The launcher of the Python that matches this build: Debian's torch 1.13 module (underscore flags; Python
   // 3.11 needs --redirects/--tee there, an IntFlag bug otherwise) or pip torch's torchrun script (dash flags).
   const std::string dir = temp_dir("dist-torchrun");
@@ -246,7 +246,7 @@ TEST(DistRuns, TorchrunLaunchesTraining) {
 }
 
 TEST(DistRuns, MoCoAndCdsTrainWithTwoProcesses) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const std::string dir = temp_dir("dist-moco");
   // MoCo: shuffle-BN across ranks and a queue fed with the keys of both ranks (K a multiple of 2 x 32).
   auto moco = run_cli("launch -n 2 -- " + step_flags("moco", 32) + " --queue-size 256 --out " + dir + "/moco");
@@ -261,7 +261,7 @@ TEST(DistRuns, MoCoAndCdsTrainWithTwoProcesses) {
 
 // kNN and test accuracy of a checkpoint with 2 processes (sharded forward passes, combined) equal 1 process.
 TEST(DistRuns, ShardedEvaluationEqualsOneProcess) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const std::string dir = temp_dir("dist-eval");
   auto run = run_cli(step_flags("ce", 64, 2, 512, 101) + " --out " + dir + "/r");
   ASSERT_EQ(run.status, 130) << run.output;
@@ -281,7 +281,7 @@ TEST(DistRuns, ShardedEvaluationEqualsOneProcess) {
 }
 
 TEST(DistRuns, ResumeNeedsTheSameWorldSize) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const std::string dir = temp_dir("dist-resume");
   auto two = run_cli("launch -n 2 -- " + step_flags("simclr", 32, 2) + " --out " + dir + "/r");
   ASSERT_EQ(two.status, 130) << two.output;
@@ -303,7 +303,7 @@ TEST(DistRuns, ResumeNeedsTheSameWorldSize) {
 
 // A rank that dies (SIGKILL) must not leave the others hanging: they exit with a message naming the failure.
 TEST(DistRuns, ADeadRankEndsTheOthers) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const std::string dir = temp_dir("dist-dead");
   const std::string log = dir + "/out.txt";
   const std::string cmd = "timeout 300 " + std::string(CONTRASTIVE_CLI) +
@@ -351,7 +351,7 @@ TEST(DistRuns, ADeadRankEndsTheOthers) {
 // every rank takes it (automatic resume), and the run ends with the weights of an uninterrupted 2-process run,
 // bit for bit.
 TEST(DistRuns, TorchrunRestartAfterARankIsKilledResumesToTheSameWeights) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const std::string dir = temp_dir("dist-elastic");
   // 512 images, 2 x 32 per step: 8 steps per epoch, 16 in all; a checkpoint every 2 steps.
   const std::string flags =

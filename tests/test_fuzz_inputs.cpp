@@ -81,8 +81,19 @@ void load_config_input(const std::string& path) {
 
 }  // namespace
 
+// Each of these reads the corpus seeds and the kept regressions of its target, and asserts that there are some,
+// so that a moved or emptied folder fails the test instead of passing it over nothing.
+static std::vector<std::string> seeds_and_regressions(const std::string& target) {
+  auto inputs = fuzz_inputs("corpus", target);
+  const auto kept = fuzz_inputs("regressions", target);
+  inputs.insert(inputs.end(), kept.begin(), kept.end());
+  return inputs;
+}
+
 TEST(FuzzRegressions, IdxInputsEndInInputErrorOrSuccess) {
-  for (const auto& path : fuzz_inputs("regressions", "idx")) {
+  const auto inputs = seeds_and_regressions("idx");
+  ASSERT_GE(inputs.size(), 5u) << "fuzz/corpus/idx or fuzz/regressions/idx lost its files";
+  for (const auto& path : inputs) {
     outcome_of(path, [&] { read_idx_images(path); });
     outcome_of(path, [&] { read_idx_labels(path); });
   }
@@ -110,9 +121,13 @@ TEST(FuzzRegressions, CifarInputsEndInInputErrorOrSuccess) {
 }
 
 TEST(FuzzRegressions, CheckpointInputsEndInInputErrorOrSuccess) {
+  size_t count = 0;
   for (const std::string target : {"checkpoint", "checkpoint_payload"})
-    for (const auto& path : fuzz_inputs("regressions", target))
+    for (const auto& path : seeds_and_regressions(target)) {
       outcome_of(path, [&] { read_checkpoint_input(path); });
+      ++count;
+    }
+  EXPECT_GE(count, 3u) << "fuzz/corpus/checkpoint* or fuzz/regressions/checkpoint_payload lost their files";
 }
 
 // Found by fuzz_checkpoint_payload: LibTorch's TorchScript importer throws std::runtime_error (not c10::Error)
@@ -132,7 +147,9 @@ TEST(FuzzRegressions, DamagedTorchScriptInAPayloadIsAnInputError) {
 }
 
 TEST(FuzzRegressions, ConfigInputsEndInInputErrorOrSuccess) {
-  for (const auto& path : fuzz_inputs("regressions", "config")) outcome_of(path, [&] { load_config_input(path); });
+  const auto inputs = seeds_and_regressions("config");
+  ASSERT_GE(inputs.size(), 9u) << "fuzz/corpus/config or fuzz/regressions/config lost its files";
+  for (const auto& path : inputs) outcome_of(path, [&] { load_config_input(path); });
 }
 
 TEST(FuzzRegressions, IdxDimensionsWhoseProductWrapsAroundAreRejected) {

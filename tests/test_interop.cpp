@@ -69,7 +69,7 @@ torch::Tensor logits_of(const LoadedModel& m, const torch::Tensor& x) {
 }  // namespace
 
 TEST(Export, StateDictHasTorchvisionNamesBuffersAndSidecar) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto& ckpt = trained_ce_checkpoint();
   const auto dir = test_util::temp_dir("export");
   auto r = run_cli("export --checkpoint " + ckpt + " --out " + dir + "/model.pt");
@@ -123,7 +123,7 @@ TEST(Export, StateDictHasTorchvisionNamesBuffersAndSidecar) {
 }
 
 TEST(Export, InitFromChecksNamesAndShapes) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto& ckpt = trained_ce_checkpoint();
   const auto dir = test_util::temp_dir("export-init");
   ASSERT_EQ(run_cli("export --checkpoint " + ckpt + " --out " + dir + "/model.pt").status, 0);
@@ -179,7 +179,7 @@ TEST(Export, InitFromChecksNamesAndShapes) {
 }
 
 TEST(Interop, PythonLoadsTheExportAndComputesTheSameLogits) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   ASSERT_TRUE(python_has("torch"));
   const auto& ckpt = trained_ce_checkpoint();
   const auto dir = test_util::temp_dir("interop-py");
@@ -195,7 +195,7 @@ TEST(Interop, PythonLoadsTheExportAndComputesTheSameLogits) {
 }
 
 TEST(Interop, StateDictSavedByPythonInitialisesTheModel) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   ASSERT_TRUE(python_has("torch"));
   const auto& ckpt = trained_ce_checkpoint();
   const auto dir = test_util::temp_dir("interop-back");
@@ -233,7 +233,7 @@ TEST(Interop, StateDictSavedByPythonInitialisesTheModel) {
 // torchvision's own resnet18 (with the CIFAR stem) loads an export with torch.load(weights_only=True) and
 // predicts the same logits. Its base width is 64, so this run trains at width 64.
 TEST(Interop, TorchvisionResNetLoadsTheExportWithWeightsOnly) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   ASSERT_TRUE(python_has("torchvision"));
   const auto dir = test_util::temp_dir("interop-tv");
   auto r = run_cli(

@@ -53,6 +53,6 @@ TEST(BarlowTwins, BadOptionsAreRefusedNamingTheFlag) {
 }
 
 TEST(MethodCLI, BarlowTwinsTrainsTwoEpochs) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   test_util::expect_trains_two_epochs("barlowtwins", "", "\nbarlowtwins:\n");
 }

@@ -102,6 +102,6 @@ TEST(DINO, LocalCropsBeforeGlobalOnesAreRefused) {
 }
 
 TEST(MethodCLI, DINOTrainsTwoEpochsWithMultiCrop) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   test_util::expect_trains_two_epochs("dino", "--prototypes 256 --multi-crop 2x28,2x14", "\ndino:\n");
 }

@@ -64,6 +64,6 @@ TEST(NNCLR, GradientReachesTheBackboneButNotTheSupportSet) {
 }
 
 TEST(MethodCLI, NNCLRTrainsTwoEpochs) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   test_util::expect_trains_two_epochs("nnclr", "--support-size 512", "support_size: 512");
 }

@@ -55,6 +55,6 @@ TEST(VICReg, BadOptionsAreRefusedNamingTheFlag) {
 }
 
 TEST(MethodCLI, VICRegTrainsTwoEpochs) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   test_util::expect_trains_two_epochs("vicreg", "", "\nvicreg:\n");
 }

@@ -12,8 +12,8 @@
 #include "contrastive/losses.h"
 #include "contrastive/methods.h"
 #include "contrastive/train.h"
-#include "methods/amdim_encoder.h"
 #include "methods/method_base.h"
+#include "models/amdim_encoder.h"
 #include "test_runs.h"
 #include "test_util.h"
 
@@ -433,7 +433,7 @@ TEST(MultiCrop, SimCLRForwardsEachCropSizeSeparatelyAndUsesEveryView) {
 // End to end through the CLI, on a slice of Fashion-MNIST.
 
 TEST(MethodCLI, EveryMethodTrainsOneEpochAndWritesACheckpoint) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("methods");
   const std::vector<std::string> runs = {
       "--method moco --queue-size 128",
@@ -465,7 +465,7 @@ TEST(MethodCLI, EveryMethodTrainsOneEpochAndWritesACheckpoint) {
 // settings, 28 -> 1.47 over the 8 epochs without the stop-gradient (below 3 from epoch 5 on; 1.9 at epoch 5),
 // 40 -> 21 with it (after 5 epochs).
 TEST(MethodCLI, SimSiamWithoutStopGradientCollapsesAndIsReported) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("collapse");
   const std::string common =
       "train --method simsiam --epochs 8 --knn-every 0 --lr 0.5 --schedule constant --train-subset 2560 "
@@ -501,7 +501,7 @@ TEST(LossCollapse, EffectiveRankOfALineIsOneAndOfNoiseIsHigh) {
 }
 
 TEST(MethodCLI, BoxesWritesAPng) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("boxes");
   auto r = run_cli("train --method simclr --epochs 1 --knn-every 0 " + test_util::quick_flags() + " --out " + dir +
                    "/run");

@@ -200,7 +200,7 @@ TEST(PlatformCLI, VersionNamesLibTorchCudaAndTheCpu) {
 // On a CPU without native bf16 (a cpuinfo file of an AVX2-only EPYC), --bf16 is refused before any work, with
 // one line and exit 2; the default picks fp32 there and says why in the log.
 TEST(PlatformCLI, Bf16IsRefusedOnACpuWithoutNativeBf16) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("platform-bf16");
   std::ofstream(dir + "/cpuinfo") << cpuinfo_text("AMD EPYC 7B13 64-Core Processor", kEpycAvx2);
   const std::string env = "CONTRASTIVE_CPUINFO=" + dir + "/cpuinfo ";
@@ -225,7 +225,7 @@ TEST(PlatformCLI, Bf16IsRefusedOnACpuWithoutNativeBf16) {
 
 // --device cuda: chosen and refused with one line when no GPU is visible (CPU-only build or no device).
 TEST(PlatformCLI, DeviceCudaWithoutAGpuIsOneLineExit2) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is present";
   const auto dir = test_util::temp_dir("platform-cuda");
   auto r = test_util::run_cli("train --method ce --epochs 1 --device cuda " + test_util::quick_flags() +

@@ -87,7 +87,7 @@ TEST(Plot, RunWithoutMetricsExitsTwo) {
 }
 
 TEST(Plot, TrainerDrawsCurvesAndOnlyWarnsWithoutGnuplot) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("plot-train");
   if (!find_gnuplot().empty()) {
     auto r = run_cli("train --method ce --epochs 2 " + test_util::quick_flags() + " --out " + dir + "/run");
@@ -113,7 +113,7 @@ TEST(Plot, TrainerDrawsCurvesAndOnlyWarnsWithoutGnuplot) {
 }
 
 TEST(Embed, WritesNpyCsvAndTsnePicture) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("embed");
   auto t = run_cli("train --method ce --epochs 1 " + test_util::quick_flags() + " --out " + dir + "/run");
   ASSERT_EQ(t.status, 0) << t.output;

@@ -71,7 +71,7 @@ std::string flags_for(const std::string& method) {
 }  // namespace
 
 TEST(Reliability, SigkillAtRandomMomentsThenResumeGivesTheSameWeights) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("kill");
   std::mt19937 rng(1234);
   int kills = 0;
@@ -103,7 +103,7 @@ TEST(Reliability, SigkillAtRandomMomentsThenResumeGivesTheSameWeights) {
 // SIGTERM and SIGUSR1 (Slurm's pre-emption warnings) finish the step, write last.ckpt and exit 75, which asks
 // the job script for a requeue; the run then continues with --resume or with the same command again.
 TEST(Reliability, SigtermAndSigusr1StopCleanlyWithACheckpointAndAskForARequeue) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("term");
   for (const int sig : {SIGTERM, SIGUSR1}) {
     const std::string run = dir + "/r" + std::to_string(sig), log = run + ".log";
@@ -163,7 +163,7 @@ int64_t resumed_step(const std::string& out) {
 // mid-epoch, then the very same command, continues from the newest one (automatic resume) and ends with the
 // weights of an uninterrupted run, bit for bit. Re-running a finished run's command is a no-op.
 TEST(Reliability, SigkillMidEpochThenTheSameCommandContinuesFromTheStepCheckpoint) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("step-kill");
   // 512 images, batch 32: 16 steps per epoch, 32 in all.
   const std::string base =
@@ -212,7 +212,7 @@ TEST(Reliability, SigkillMidEpochThenTheSameCommandContinuesFromTheStepCheckpoin
 // A training into a run directory that another one holds stops with one line naming the holder, and writes
 // nothing there.
 TEST(Reliability, ASecondTrainingIntoARunDirectoryInUseIsRefusedAndWritesNothing) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("busy");
   const std::string run = dir + "/run";
   RunDirectory holder(run);  // stands for a training that is using the directory
@@ -234,7 +234,7 @@ TEST(Reliability, ASecondTrainingIntoARunDirectoryInUseIsRefusedAndWritesNothing
 // A run directory holding a run of another configuration is refused with one line naming the first differing
 // key, and left as it was; the right command then continues it to the uninterrupted run's weights.
 TEST(Reliability, AnotherConfigurationInTheRunDirectoryIsRefusedNamingTheKey) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("mismatch");
   const std::string rest = " --epochs 2 --seed 9 " + test_util::quick_flags();
   const std::string base = "train --method ce" + rest;
@@ -269,7 +269,7 @@ TEST(Reliability, AnotherConfigurationInTheRunDirectoryIsRefusedNamingTheKey) {
 }
 
 TEST(Reliability, FullDiskDuringACheckpointWriteKeepsThePreviousCheckpoint) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("full");
   const std::string run = dir + "/r", ckpt = run + "/last.ckpt";
   auto first =
@@ -302,7 +302,7 @@ TEST(Reliability, FullDiskDuringACheckpointWriteKeepsThePreviousCheckpoint) {
 }
 
 TEST(Reliability, ResidentMemoryStaysFlatAcrossEpochs) {
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("rss");
   auto r =
       test_util::run_cli("train --method cds --epochs 6 " + test_util::quick_flags() + " --out " + dir + "/r");
@@ -319,7 +319,7 @@ TEST(Reliability, ResidentMemoryStaysFlatAcrossEpochs) {
 TEST(Reliability, WeightsDoNotDependOnTheThreadEnvironment) {
   // OpenBLAS (Debian's LibTorch) sized its pool from OMP_NUM_THREADS at load time, so the same command with
   // --threads 1 ended at other weights under OMP_NUM_THREADS=1 than under 2 (docs/architecture.md, "Threads").
-  if (!test_util::fashion_mnist_present()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  REQUIRE_FASHION_MNIST();
   const auto dir = test_util::temp_dir("threads-env");
   const std::string flags =
       "train --method simclr --dataset fashion-mnist --train-subset 256 --test-subset 64"

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -71,6 +72,20 @@ inline std::string torchrun_command(int nproc, int port, const std::string& extr
 inline bool fashion_mnist_present() {
   return std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
 }
+
+// Under CI=true a test that needs Fashion-MNIST fails when it is missing instead of skipping: CI installs it
+// (dataset-fashion-mnist), so a skip there would hide a broken set-up.
+inline bool in_ci() {
+  const char* ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+#define REQUIRE_FASHION_MNIST()                                                                           \
+  do {                                                                                                    \
+    if (!test_util::fashion_mnist_present()) {                                                            \
+      if (test_util::in_ci()) FAIL() << "Fashion-MNIST is missing under CI=true (dataset-fashion-mnist)"; \
+      GTEST_SKIP() << "Fashion-MNIST not installed";                                                      \
+    }                                                                                                     \
+  } while (0)
 
 // Flags for a quick CPU run on a slice of Fashion-MNIST.
 inline std::string quick_flags() {

@@ -1,4 +1,5 @@
-// `contrastive embed`: backbone features of a split as .npy/.csv, optionally a t-SNE picture of them.
+// `contrastive embed`: backbone features of a split as .npy/.csv, optionally a t-SNE picture of them and the
+// files of TensorBoard's embedding projector.
 #include <torch/torch.h>
 
 #include <iostream>
@@ -10,6 +11,7 @@
 #include "contrastive/export.h"
 #include "contrastive/io.h"
 #include "contrastive/plot.h"
+#include "contrastive/tensorboard.h"
 #include "contrastive/train.h"
 #include "contrastive/tsne.h"
 
@@ -17,7 +19,7 @@ namespace contrastive::cli {
 namespace {
 
 struct EmbedArgs {
-  std::string checkpoint, split = "test", out, tsne_png, device = "auto", data, layout = "auto";
+  std::string checkpoint, split = "test", out, tsne_png, projector, device = "auto", data, layout = "auto";
   double perplexity = 30;
   int64_t iterations = 1000, max_points = 2000, seed = 0, threads = 0, batch_size = 512;
 };
@@ -38,6 +40,8 @@ CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
       ->check(CLI::IsMember({"auto", "unlabelled", "classes", "train-test"}));
   cmd->add_option("--out", a->out, "prefix of PREFIX.npy, PREFIX_labels.npy, PREFIX.csv")->required();
   cmd->add_option("--tsne", a->tsne_png, "also draw a t-SNE scatter of the features to this PNG");
+  cmd->add_option("--projector", a->projector,
+                  "also write TensorBoard projector files into this directory (tensorboard --logdir DIR)");
   cmd->add_option("--perplexity", a->perplexity, "t-SNE perplexity")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 1e6));
@@ -71,6 +75,12 @@ CommandRegistration reg([](CLI::App& app) -> std::function<int()> {
     std::cout << "wrote " << a->out << ".npy [" << features.size(0) << ", " << features.size(1) << "], "
               << (data.labelled() ? a->out + "_labels.npy, " : "") << a->out << ".csv\n";
     for (const auto& f : data.skipped_files()) log_warn("not embedded (unreadable): " + f);
+    if (!a->projector.empty()) {
+      write_projector(a->projector, features, names, data.labelled() ? labels : torch::Tensor(),
+                      data.class_names());
+      std::cout << "wrote the projector's files to " << a->projector << " (tensorboard --logdir " << a->projector
+                << ")\n";
+    }
     if (a->tsne_png.empty()) return 0;
 
     auto idx = stratified_subsample(labels, a->max_points, static_cast<uint64_t>(a->seed));

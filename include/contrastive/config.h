@@ -156,8 +156,10 @@ struct TrainConfig {
   double knn_t = 0.1;
   std::string on_nan = "stop";  // stop | skip
   int64_t inject_nan_at_step = -1;
-  int64_t stop_after_steps = 0;  // > 0: stop cleanly (checkpoint, exit 130) after this many global steps
-  int64_t log_every = 20;        // steps between plain progress lines
+  int64_t stop_after_steps = 0;    // > 0: stop cleanly (checkpoint, exit 130) after this many global steps
+  int64_t log_every = 20;          // steps between plain progress lines
+  std::string tensorboard = "on";  // on | off: TensorBoard event files in the run directory
+  int64_t tensorboard_every = 10;  // steps between per-step TensorBoard scalars
   bool drop_last = false;
   // Speed by default (resolve_speed_defaults): "auto" picks per machine; config.yaml records the choice.
   std::string precision = "auto";      // auto | fp32 | bf16 (CPU autocast of the training forward)

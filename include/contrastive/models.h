@@ -30,6 +30,7 @@ class SplitBatchNorm2dImpl : public torch::nn::Module {
   // set_fused(false).
   torch::Tensor forward_relu(const torch::Tensor& x, const torch::Tensor& residual = {});
   int64_t num_splits() const { return num_splits_; }
+  double eps() const { return eps_; }
   void set_fused(bool on) { fused_ = on; }
   bool fused() const { return fused_; }
   void reset_affine();  // γ = 1, β = 0

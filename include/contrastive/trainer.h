@@ -255,6 +255,27 @@ class SkippedFilesCallback : public TrainerCallback {
   size_t written_ = 0;
 };
 
+class EventWriter;
+
+// TensorBoard event files in the run directory (--tensorboard, on by default; docs/watching.md): every `every`
+// steps the loss, each loss term, the learning rate and images per second under step/ at the global step; after
+// each epoch every value of its metrics.jsonl record under epoch/ at the epoch number (1-based). In a build
+// without TensorBoard support it warns once and writes nothing.
+class TensorBoardCallback : public TrainerCallback {
+ public:
+  explicit TensorBoardCallback(int64_t every);
+  ~TensorBoardCallback() override;
+  void on_fit_begin(Trainer& trainer) override;
+  void on_step_end(Trainer& trainer, const StepContext& ctx, const StepOutcome& step) override;
+  void on_epoch_logged(Trainer& trainer, const EpochRecord& record) override;
+
+ private:
+  int64_t every_;
+  std::unique_ptr<EventWriter> writer_;
+  std::chrono::steady_clock::time_point since_;
+  int64_t images_since_ = 0;
+};
+
 // curves.png of the run directory after each record (gnuplot; a warning when it cannot).
 class CurvesCallback : public TrainerCallback {
  public:

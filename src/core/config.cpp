@@ -98,6 +98,10 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"train", "stop_after_steps", "stop-after-steps", &t.stop_after_steps,
        "stop cleanly after N global steps, as SIGTERM does (time-boxed jobs; resume later)"},
       {"train", "log_every", "log-every", &t.log_every, "steps between progress lines when not on a terminal"},
+      {"train", "tensorboard", "tensorboard", &t.tensorboard,
+       "on | off: TensorBoard event files in the run directory (tensorboard --logdir runs/)"},
+      {"train", "tensorboard_every", "tensorboard-every", &t.tensorboard_every,
+       "steps between per-step TensorBoard scalars (loss, terms, lr, images/s)"},
       {"train", "drop_last", "drop-last", &t.drop_last, "drop the last short batch of each epoch"},
       {"train", "precision", "precision", &t.precision,
        "auto | fp32 | bf16: bf16 autocast of the training forward (auto: bf16 only on CPUs with native bf16)"},
@@ -322,6 +326,8 @@ const std::vector<std::string>& resume_mutable_keys() {
                                              "train.threads",
                                              "train.device",
                                              "train.log_every",
+                                             "train.tensorboard",
+                                             "train.tensorboard_every",
                                              "train.stop_after_steps",
                                              "train.out",
                                              "train.checkpoint_every_steps",
@@ -413,7 +419,7 @@ void resolve_defaults(Config& c, int64_t world_size) {
 }
 
 bool bf16_keeps_accuracy(const std::string& method) {
-  // Each method says whether its bf16 accuracy was measured (MethodInfo::bf16_measured, README "Speed by
+  // Each method says whether its bf16 accuracy was measured (MethodInfo::bf16_measured, docs/usage.md, "Speed by
   // default" has the figures).
   const auto* info = method_registry().find(method);
   return info && info->bf16_measured;
@@ -626,6 +632,8 @@ void validate(const Config& c, int64_t world_size) {
   require_one_of("--on-nan", t.on_nan, {"stop", "skip"});
   require(t.stop_after_steps >= 0, "--stop-after-steps", show(t.stop_after_steps));
   require(t.log_every >= 1, "--log-every", show(t.log_every));
+  require_one_of("--tensorboard", t.tensorboard, {"on", "off"});
+  require(t.tensorboard_every >= 1, "--tensorboard-every", show(t.tensorboard_every));
   require(t.checkpoint_every_steps >= 0, "--checkpoint-every-steps",
           show(t.checkpoint_every_steps) + " (must be >= 0)");
   require(t.checkpoint_every_minutes >= 0 && std::isfinite(t.checkpoint_every_minutes),

@@ -16,7 +16,7 @@
 //    `contrastive linear` evaluate the encoder instead.
 #include "contrastive/losses.h"
 #include "method_base.h"
-#include "methods/amdim_encoder.h"
+#include "models/amdim_encoder.h"
 
 namespace contrastive {
 

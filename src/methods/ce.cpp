@@ -60,8 +60,9 @@ void register_ce(MethodRegistry& registry) {
   m.min_views = 1;
   m.max_views = 16;
   m.min_batch = 1;
-  m.bf16_measured = true;  // 90.21 vs 89.97% fp32 at the same budget (README "Benchmark")
-  m.defaults.lr = 0.1;     // the CDS baseline: 0.1 at batch 128, wd 5e-4
+  m.bf16_measured =
+      true;  // 90.21 vs 89.97% fp32 at the same budget (docs/speed.md, "Benchmark against Python PyTorch")
+  m.defaults.lr = 0.1;  // the CDS baseline: 0.1 at batch 128, wd 5e-4
   m.defaults.lr_batch = 128;
   m.defaults.weight_decay = 5e-4;
   m.defaults.augment = "supervised";

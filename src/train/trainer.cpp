@@ -345,7 +345,7 @@ bool due(int64_t epoch, int64_t every, int64_t epochs) {
 }
 
 // Empty when a checkpoint written by `saved` processes can continue in a run of `world`; else why not. The data
-// order and the batch per process depend on the world size, so a resume keeps it (README "Long jobs").
+// order and the batch per process depend on the world size, so a resume keeps it (docs/usage.md, "Long jobs").
 std::string world_size_mismatch(const std::string& path, int64_t saved, int64_t world) {
   if (saved == world) return "";
   return path + ": written by a run of " + std::to_string(saved) + " process(es), this one has " +
@@ -1031,6 +1031,7 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
   trainer.add_callback(std::make_shared<CollapseMonitorCallback>());
   trainer.add_callback(std::make_shared<ContrastiveCropCallback>(views, data.train, norm, config.augment));
   trainer.add_callback(std::make_shared<CurvesCallback>());
+  if (tc.tensorboard == "on") trainer.add_callback(std::make_shared<TensorBoardCallback>(tc.tensorboard_every));
   return trainer.fit(loader);
 }
 

@@ -1,4 +1,5 @@
-// AMDIM encoder (docs/methods.md §7), internal header: see amdim.cpp for the design choices.
+// AMDIM encoder (docs/methods.md §7), internal header: see src/methods/amdim.cpp for the design choices. The ONNX
+// exporter (src/io/onnx_export.cpp) writes the same forward pass: keep the two in step.
 #pragma once
 
 #include <torch/torch.h>
@@ -31,6 +32,9 @@ class AMDIMResLayerImpl : public torch::nn::Module {
     auto y = h + s;
     return relu_out_ ? torch::relu(y) : y;
   }
+  int64_t kernel() const { return k_; }
+  int64_t stride() const { return stride_; }
+  bool relu_out() const { return relu_out_; }
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, proj{nullptr};
 
  private:
