@@ -21,3 +21,4 @@ for w in 4 16 64; do
     build/contrastive export --format onnx $flag --checkpoint "$run/last.ckpt" --out "$run/$mode.onnx" >/dev/null 2>&1
     echo "width $w, BatchNorm $mode: $("$PY" bench/onnx/max_abs.py "$run/$mode.onnx" "$run/emb.npy")"
   done
+done
