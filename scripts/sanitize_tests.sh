@@ -17,9 +17,9 @@ cd "$(dirname "$0")/.."
 
 BUILD=${SANITIZE_BUILD_DIR:-build-asan}
 JOBS=${SANITIZE_JOBS:-$(nproc)}
-FILTER=${SANITIZE_FILTER:-Common.*:Config.*:Checkpoint.*:DataIdx.*:DataCifar.*:DataFolder.*:OwnImages.*:DataSubset.*:Loader.*:Fuzz*:SupConLoss.*:NTXentLoss.*:InfoNCELoss.*:MoCoV3Loss.*:BYOLLoss.*:SimSiamLoss.*:AmdimNce.*:AMDIMLoss.*:LossCollapseStd.*:LossCollapse.*:Losses.*:Bank.*:Augment*:ContrastiveCrop.*:ResNet.*:Heads.*:SplitBatchNorm.*:FusedBatchNorm.*:Moco.*:SimSiam.*:BYOL.*:AMDIM.*:CDS.*:DataLoad.*:DataFashionMnist.*:DistEnv.*:DistAugment.*:DistCollectives.*:Platform.*}
+FILTER=${SANITIZE_FILTER:-Common.*:Config.*:Checkpoint.*:DataIdx.*:DataCifar.*:DataFolder.*:OwnImages.*:DataSubset.*:Loader.*:Fuzz*:SupConLoss.*:NTXentLoss.*:InfoNCELoss.*:MoCoV3Loss.*:BYOLLoss.*:SimSiamLoss.*:AmdimNce.*:AMDIMLoss.*:LossCollapseStd.*:LossCollapse.*:Losses.*:Bank.*:Augment*:ContrastiveCrop.*:ResNet.*:Heads.*:SplitBatchNorm.*:FusedBatchNorm.*:Moco.*:SimSiam.*:BYOL.*:AMDIM.*:CDS.*:DataLoad.*:DataFashionMnist.*:DistEnv.*:DistAugment.*:DistCollectives.*:Platform.*:Deploy.EveryMethodExportsItsBackbone}
 
-TESTS=${SANITIZE_TESTS-test_common;test_config;test_checkpoint;test_data;test_own_images;test_fuzz_inputs;test_losses;test_augment;test_models;test_methods;test_cds;test_dist;test_platform}
+TESTS=${SANITIZE_TESTS-test_common;test_config;test_checkpoint;test_data;test_own_images;test_fuzz_inputs;test_losses;test_augment;test_models;test_methods;test_cds;test_dist;test_platform;test_deploy}
 start=$(date +%s)
 # -O1 -g1: line numbers in reports at a fraction of -g's compile time and memory with the LibTorch headers.
 cmake -S . -B "$BUILD" -DCONTRASTIVE_SANITIZE=ON -DCONTRASTIVE_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -12,8 +12,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "contrastive/common.h"
 #include "contrastive/eval.h"
 #include "contrastive/export.h"
+#include "contrastive/onnx_export.h"
+#include "contrastive/registry.h"
 #include "contrastive/train.h"
 #include "test_runs.h"
 #include "test_util.h"
@@ -290,4 +293,39 @@ TEST(Watch, EmbedWritesTheProjectorFiles) {
   const std::string first_value = first.substr(first.find(',', first.find(',') + 1) + 1);
   EXPECT_NEAR(std::stod(tensors[0].substr(0, tensors[0].find('\t'))),
               std::stod(first_value.substr(0, first_value.find(','))), 1e-5);
+}
+
+// Every registered method's network exports (the C++ checker inside export_onnx accepts the graph), in process and
+// without training: the ResNet methods through their backbone, AMDIM through its encoder; a method whose model
+// has no classifier refuses --with-classifier with an InputError.
+TEST(Deploy, EveryMethodExportsItsBackbone) {
+  if (!onnx_export_available()) {
+    if (test_util::in_ci()) FAIL() << "this build has no ONNX exporter under CI=true";
+    GTEST_SKIP() << "built without libonnx-dev";
+  }
+  const auto dir = test_util::temp_dir("onnx-methods");
+  auto images = torch::randint(0, 256, {20, 3, 16, 16}, torch::kUInt8);
+  auto labels = torch::arange(20, torch::kLong).remainder(10);
+  std::vector<std::string> names;
+  for (int i = 0; i < 10; ++i) names.push_back("c" + std::to_string(i));
+  auto data = std::make_shared<TensorDataset>(images, labels, names);
+  ASSERT_GE(method_registry().names().size(), 12u);
+  for (const auto& method : method_registry().names()) {
+    LoadedModel m;
+    MethodSpec spec = test_util::small_method_spec(method);
+    spec.inference = true;
+    m.config = spec.config;
+    m.method = make_method(spec);
+    m.data = DataSplits(data, data);
+    m.norm = Normalization{{0.5, 0.5, 0.5}, {0.25, 0.25, 0.25}};
+    const std::string out = dir + "/" + method + ".onnx";
+    export_onnx(m, out);
+    EXPECT_GT(fs::file_size(out), 1000u) << method;
+    const bool classifier = m.method->has_classifier();
+    if (classifier) {
+      EXPECT_NO_THROW(export_onnx(m, out, OnnxExportOptions().with_classifier(true))) << method;
+    } else {
+      EXPECT_THROW(export_onnx(m, out, OnnxExportOptions().with_classifier(true)), InputError) << method;
+    }
+  }
 }

@@ -30,14 +30,19 @@ void TensorBoardCallback::on_fit_begin(Trainer& trainer) {
 
 void TensorBoardCallback::on_step_end(Trainer& trainer, const StepContext& ctx, const StepOutcome& step) {
   if (!writer_) return;
-  images_since_ += trainer.config().train.batch_size * dist::world_size();
+  if (ctx.step == 0) {  // images/s counts from the end of the epoch's first step, not over the evaluation before
+    since_ = std::chrono::steady_clock::now();
+    images_since_ = 0;
+  } else {
+    images_since_ += trainer.config().train.batch_size * dist::world_size();
+  }
   if (step.skipped || (ctx.global_step + 1) % every_ != 0) return;
   const auto now = std::chrono::steady_clock::now();
   const double seconds = std::chrono::duration<double>(now - since_).count();
   std::map<std::string, double> values{{"step/loss", step.loss},
                                        {"step/lr", trainer.optimizer().param_groups()[0].options().get_lr()}};
   for (const auto& [name, v] : step.terms) values["step/terms/" + name] = v;
-  if (seconds > 0) values["step/images_per_s"] = static_cast<double>(images_since_) / seconds;
+  if (seconds > 0 && images_since_ > 0) values["step/images_per_s"] = static_cast<double>(images_since_) / seconds;
   writer_->scalars(values, ctx.global_step + 1);
   since_ = now;
   images_since_ = 0;
