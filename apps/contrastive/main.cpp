@@ -125,8 +125,6 @@ void apply_flags(const CLI::App& cmd, Config& flags, Config& config) {
   }
 }
 
-void print_json(const nlohmann::json& j) { std::cout << j.dump() << std::endl; }
-
 int run_train(CLI::App& cmd, Config& flags, const std::string& config_file, const std::string& resume) {
   Config config;
   if (!config_file.empty()) load_config_file(config_file, config);
@@ -186,37 +184,6 @@ int main(int argc, char** argv) {
   train->add_option("--resume", resume, "continue the run in this directory from its last.ckpt");
   add_config_flags(*train, flags);
 
-  // eval / knn / linear share the checkpoint and data overrides
-  std::string checkpoint, device = "auto", dataset, data_path;
-  bool json = false;
-  int64_t threads = 0, knn_k = 200, lin_epochs = 30, eval_batch = 512;
-  double knn_t = 0.1, lin_lr = 0.1, lin_wd = 0.0;
-  auto add_common = [&](CLI::App* c) {
-    c->add_option("--checkpoint", checkpoint, "checkpoint file (RUN_DIR/best.ckpt or last.ckpt)")->required();
-    c->add_option("--dataset", dataset, "evaluate on another dataset of the same shape");
-    c->add_option("--data", data_path, "path of that dataset");
-    c->add_option("--device", device, "auto | cpu | cuda")->capture_default_str();
-    c->add_option("--threads", threads, "intra-op threads (0 = all cores)")->capture_default_str();
-    c->add_option("--batch-size", eval_batch, "evaluation batch size")->capture_default_str();
-    c->add_flag("--json", json, "print one JSON object on stdout");
-  };
-  auto* eval = app.add_subcommand("eval", "test top-1/top-5 and ECE of a checkpoint's classifier (heads dropped)");
-  add_common(eval);
-  auto* knn = app.add_subcommand("knn", "weighted kNN accuracy of a checkpoint's backbone features");
-  add_common(knn);
-  knn->add_option("--k", knn_k, "neighbours")->capture_default_str();
-  knn->add_option("--t", knn_t, "temperature")->capture_default_str();
-  auto* linear =
-      app.add_subcommand("linear", "linear probe on the frozen backbone (pre-head features, eval mode)");
-  add_common(linear);
-  linear->add_option("--epochs", lin_epochs, "probe epochs")->capture_default_str()->check(CLI::PositiveNumber);
-  linear->add_option("--lr", lin_lr, "probe learning rate (standardised features)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  linear->add_option("--weight-decay", lin_wd, "probe weight decay")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-
   // Subcommands registered by the other cmd_*.cpp files.
   std::vector<std::pair<CLI::App*, std::function<int()>>> extra;
   for (auto& setup : cli::command_registry()) {
@@ -245,71 +212,7 @@ int main(int argc, char** argv) {
     for (auto& [cmd, run] : extra)
       if (*cmd) return run();
 
-    configure_threads(static_cast<int>(threads));
-    // eval / knn / linear under `contrastive launch` or torchrun: the forward passes are sharded over the
-    // processes and rank 0 prints the result.
-    const DistEnv denv = read_dist_env();
-    if (denv.world_size > 1) {
-      dist::init(denv, DistOptions{}, resolve_device(device));
-      set_log_rank(denv.rank);
-    }
-    const bool lead = denv.rank == 0;
-    DataConfig override_data;
-    if (!dataset.empty()) {
-      override_data.dataset = dataset;
-      override_data.path = data_path;
-    }
-    if (eval_batch < 1) throw InputError("invalid value for --batch-size: " + std::to_string(eval_batch));
-    LoadedModel m = load_model(checkpoint, dataset.empty() ? nullptr : &override_data, device);
-    if (!m.data.train->labelled() || !m.data.test)
-      throw InputError(std::string(*eval  ? "eval"
-                                   : *knn ? "knn"
-                                          : "linear") +
-                       " needs labelled data with a " + "held-out split, and " + m.config.data.path + " has " +
-                       (m.data.train->labelled() ? "no held-out split" : "no labels") +
-                       "; `contrastive embed --data DIR` gives features of any folder");
-    if (*eval) {
-      if (!m.method->has_classifier())
-        throw InputError(checkpoint + ": method '" + m.config.method.name +
-                         "' has no classifier; use `contrastive knn` or `contrastive linear`");
-      TopK top = evaluate_classifier_sharded(*m.method, m.data.test, m.norm, m.device, eval_batch);
-      if (!lead) return 0;
-      if (json) {
-        print_json({{"top1", top.top1},
-                    {"top5", top.top5},
-                    {"ece", top.ece},
-                    {"count", top.count},
-                    {"method", m.config.method.name}});
-      } else {
-        std::cout << "test top-1 " << top.top1 << ", top-5 " << top.top5 << ", ECE " << top.ece
-                  << " (15 bins) over " << top.count << " images\n";
-      }
-      return 0;
-    }
-    auto train_f = extract_features_sharded(*m.method, m.data.train, m.norm, m.device, eval_batch);
-    auto test_f = extract_features_sharded(*m.method, m.data.test, m.norm, m.device, eval_batch);
-    if (!lead) return 0;  // the kNN vote and the probe on cached features are cheap: rank 0 does them
-    if (*knn) {
-      if (knn_k < 1 || knn_t <= 0) throw InputError("invalid --k/--t: k must be >= 1 and t > 0");
-      const double acc = knn_top1(train_f, m.data.train->labels(), test_f, m.data.test->labels(),
-                                  m.data.train->num_classes(), knn_k, knn_t);
-      if (json)
-        print_json({{"top1", acc}, {"k", knn_k}, {"t", knn_t}});
-      else
-        std::cout << "kNN top-1 " << acc << " (k " << knn_k << ", t " << knn_t << ")\n";
-      return 0;
-    }
-    LinearProbeOptions lo;
-    lo.epochs = lin_epochs;
-    lo.lr = lin_lr;
-    lo.weight_decay = lin_wd;
-    auto r = linear_probe(train_f, m.data.train->labels(), test_f, m.data.test->labels(),
-                          m.data.train->num_classes(), lo);
-    if (json)
-      print_json({{"top1_best", r.top1_best}, {"top1_last", r.top1_last}, {"epochs", lin_epochs}});
-    else
-      std::cout << "linear top-1 best " << r.top1_best << ", last " << r.top1_last << "\n";
-    return 0;
+    return 2;  // unreachable: every subcommand returned above
   } catch (const InputError& e) {
     std::cerr << "contrastive: error: " << e.what() << std::endl;
     return 2;

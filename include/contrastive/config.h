@@ -254,7 +254,7 @@ constexpr int64_t kMinChannelsLastWidth = 8;
 // on a CPU without native bf16 -> InputError naming the missing feature, unless allow_emulated_bf16. Returns a
 // one-line description of the choice and its reason, for the log.
 std::string resolve_speed_defaults(Config& config, const SpeedContext& context);
-// Methods whose accuracy in bf16 was measured against fp32 (README, "Speed by default").
+// Methods whose accuracy in bf16 was measured against fp32 (docs/usage.md, "Speed by default").
 bool bf16_keeps_accuracy(const std::string& method);
 
 // Range and consistency checks; throws InputError naming the key and the value.

@@ -1,6 +1,6 @@
 // What the program runs on: the CPU's vector features (read from /proc/cpuinfo), and the LibTorch build it was
 // compiled against (version, CUDA, BLAS, oneDNN). Logged at start-up and written into bench's JSON, so that every
-// speed figure names its machine. See docs/building.md (builds) and README "Speed by default" (precision).
+// speed figure names its machine. See docs/building.md (builds) and docs/usage.md, "Speed by default" (precision).
 #pragma once
 
 #include <string>

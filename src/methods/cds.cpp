@@ -228,7 +228,7 @@ void register_cds(MethodRegistry& registry) {
   m.summary = "Contrastive Deep Supervision: CE at the end, contrastive losses on every stage through heads";
   m.paper = "Zhang et al., Contrastive Deep Supervision, ECCV 2022";
   m.uses_labels = m.classifier = true;
-  m.bf16_measured = true;  // README runs trained in bf16 (CDS 90.97%); no same-budget fp32 A/B yet
+  m.bf16_measured = true;  // docs/results.md runs trained in bf16 (CDS 90.97%); no same-budget fp32 A/B yet
   m.defaults.lr = 0.1;     // §2: 0.1 at batch 128, wd 5e-4
   m.defaults.lr_batch = 128;
   m.defaults.weight_decay = 5e-4;

@@ -129,8 +129,9 @@ MethodInfo supcon_info(const std::string& name, double temperature, bool labels)
   m.uses_labels = labels;
   m.max_views = 16;
   m.multi_crop = true;
-  m.bf16_measured = true;  // README runs trained in bf16 (SimCLR 88.3% linear); no same-budget fp32 A/B yet
-  m.defaults.lr = 0.5;     // SupContrast README recipes: 0.5 at batch 1024, wd 1e-4
+  m.bf16_measured =
+      true;             // docs/results.md runs trained in bf16 (SimCLR 88.3% linear); no same-budget fp32 A/B yet
+  m.defaults.lr = 0.5;  // SupContrast README recipes: 0.5 at batch 1024, wd 1e-4
   m.defaults.lr_batch = 1024;
   m.defaults.weight_decay = 1e-4;
   m.defaults.augment = "simclr-cifar";
