@@ -35,7 +35,7 @@ VENV=$PWD/.venv
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV" || { echo "setup.sh: could not create $VENV with $PYTHON (needs Python >= 3.10 with venv)" >&2; exit 1; }
 fi
-if ! "$VENV/bin/python" -c 'import onnx, onnxruntime, tensorboard' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import onnx, onnxruntime, tensorboard, PIL' 2>/dev/null; then
   "$VENV/bin/pip" install -q -r requirements/verify.txt ||
     { echo "setup.sh: pip install -r requirements/verify.txt into $VENV failed" >&2; exit 1; }
 fi

@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -30,16 +28,17 @@ using namespace contrastive;
 
 namespace {
 
+// Runs a Python file of the source tree (`path` relative to it) in the verifiers' Python.
+test_util::Run run_python(const std::string& path, const std::string& args) {
+  return test_util::run_command(std::string(CONTRASTIVE_VERIFY_PYTHON) + " " + CONTRASTIVE_SOURCE_DIR + "/" +
+                                path + " " + args);
+}
+
 // Runs a verifier script; returns its last output line parsed as JSON (null when it failed).
 nlohmann::json run_verifier(const std::string& script, const std::string& args, std::string& output) {
-  const std::string cmd = std::string(CONTRASTIVE_VERIFY_PYTHON) + " " + CONTRASTIVE_SOURCE_DIR +
-                          "/tests/verify/" + script + " " + args + " 2>&1";
-  output.clear();
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return nullptr;
-  char buf[4096];
-  while (fgets(buf, sizeof(buf), pipe)) output += buf;
-  if (pclose(pipe) != 0) return nullptr;
+  const auto r = run_python("tests/verify/" + script, args);
+  output = r.output;
+  if (r.status != 0) return nullptr;
   // The JSON object is the last line.
   std::string text = output;
   while (!text.empty() && text.back() == '\n') text.pop_back();
@@ -48,8 +47,8 @@ nlohmann::json run_verifier(const std::string& script, const std::string& args, 
 }
 
 bool python_imports(const std::string& modules) {
-  const std::string cmd = std::string(CONTRASTIVE_VERIFY_PYTHON) + " -c 'import " + modules + "' >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
+  return test_util::run_command(std::string(CONTRASTIVE_VERIFY_PYTHON) + " -c 'import " + modules + "'").status ==
+         0;
 }
 
 // Skips when the verifier's modules are missing (fails under CI=true, where they must be there).
@@ -174,17 +173,12 @@ TEST(Deploy, OnnxExportsEveryArchitectureAndRefusesWithOneLine) {
     EXPECT_EQ(j["metadata"]["channels"], std::to_string(c.channels)) << c.name;
   }
   // examples/serve_onnx.py (docs/deploy.md) on two picture files: onnxruntime alone, the contract from metadata.
-  std::string served;
-  const std::string pics = dir + "/rgb/test/warm/0.png " + dir + "/rgb/test/cool/1.png";
-  const std::string serve = std::string(CONTRASTIVE_VERIFY_PYTHON) + " " + CONTRASTIVE_SOURCE_DIR +
-                            "/examples/serve_onnx.py " + dir + "/simclr_rgb_w8.onnx " + pics + " 2>&1";
-  FILE* pipe = popen(serve.c_str(), "r");
-  ASSERT_TRUE(pipe);
-  char buf[1024];
-  while (fgets(buf, sizeof(buf), pipe)) served += buf;
-  EXPECT_EQ(pclose(pipe), 0) << served;
-  EXPECT_EQ(std::count(served.begin(), served.end(), '\n'), 2) << served;
-  EXPECT_NE(served.find("0.png: 64 features"), std::string::npos) << served;
+  const auto served =
+      run_python("examples/serve_onnx.py",
+                 dir + "/simclr_rgb_w8.onnx " + dir + "/rgb/test/warm/0.png " + dir + "/rgb/test/cool/1.png");
+  EXPECT_EQ(served.status, 0) << served.output;
+  EXPECT_EQ(std::count(served.output.begin(), served.output.end(), '\n'), 2) << served.output;
+  EXPECT_NE(served.output.find("0.png: 64 features"), std::string::npos) << served.output;
 
   // One line and exit 2: no classifier to add; a pt-only flag with onnx; an onnx-only flag with pt.
   for (const std::string& bad :

@@ -26,14 +26,10 @@ struct Run {
   std::string output;  // stdout and stderr together
 };
 
-// Runs the CLI with arguments (a shell string), capturing output and exit status; `env` ("NAME=value ...")
-// sets environment variables for it.
-inline Run run_cli_env(const std::string& env, const std::string& args) {
+// Runs a shell command line with its stderr joined to stdout, capturing both and the exit status.
+inline Run run_command(const std::string& cmd) {
   Run r;
-  // A time limit so that a command that wrongly starts a long run fails the test instead of hanging it.
-  const std::string cmd = (env.empty() ? "" : "env " + env + " ") + "timeout 600 " + std::string(CONTRASTIVE_CLI) +
-                          " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
+  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
   if (!pipe) return r;
   std::array<char, 4096> buf;
   size_t n;
@@ -41,6 +37,14 @@ inline Run run_cli_env(const std::string& env, const std::string& args) {
   const int st = pclose(pipe);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
+}
+
+// Runs the CLI with arguments (a shell string), capturing output and exit status; `env` ("NAME=value ...")
+// sets environment variables for it.
+inline Run run_cli_env(const std::string& env, const std::string& args) {
+  // A time limit so that a command that wrongly starts a long run fails the test instead of hanging it.
+  return run_command((env.empty() ? "" : "env " + env + " ") + "timeout 600 " + std::string(CONTRASTIVE_CLI) +
+                     " " + args);
 }
 
 // The torchrun launcher of the Python that matches this build (CMake: CONTRASTIVE_TORCHRUN, and

@@ -123,16 +123,16 @@ class Emitter {
  public:
   Emitter(Graph& g, bool fold) : g_(g), fold_(fold) {}
 
+  // A Conv node; with `fold_into`, that BatchNorm folded into its weights and bias.
   std::string conv(const std::string& x, const nn::Conv2dImpl& c, const std::string& name,
-                   const BNParams* bn = nullptr) {
+                   const BNParams* fold_into = nullptr) {
     const auto& o = c.options;
     const auto* pad = get_if<torch::ExpandingArray<2> >(&o.padding());
     if (!pad || !holds_alternative<torch::enumtype::kZeros>(o.padding_mode()))
       throw InputError("export --format onnx: convolution " + name + " has a padding the exporter does not write");
     torch::Tensor w = c.weight.detach().to(torch::kDouble);
     torch::Tensor b = c.bias.defined() ? c.bias.detach().to(torch::kDouble) : torch::Tensor();
-    std::string y;
-    if (bn && fold_) {  // w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β, computed in float64
+    if (const BNParams* bn = fold_into) {  // w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β, in float64
       auto scale = bn->var.detach().to(torch::kDouble).add(bn->eps).rsqrt();
       if (bn->weight.defined()) scale = scale * bn->weight.detach().to(torch::kDouble);
       w = w * scale.view({-1, 1, 1, 1});
@@ -141,14 +141,13 @@ class Emitter {
     }
     std::vector<std::string> inputs{x, g_.constant(name + ".weight", w)};
     if (b.defined()) inputs.push_back(g_.constant(name + ".bias", b));
-    y = g_.fresh(name);
+    const std::string y = g_.fresh(name);
     auto* n = g_.node("Conv", inputs, y);
     attr_ints(n, "kernel_shape", {o.kernel_size()->at(0), o.kernel_size()->at(1)});
     attr_ints(n, "strides", {o.stride()->at(0), o.stride()->at(1)});
     attr_ints(n, "pads", {(*pad)->at(0), (*pad)->at(1), (*pad)->at(0), (*pad)->at(1)});
     attr_ints(n, "dilations", {o.dilation()->at(0), o.dilation()->at(1)});
     attr_int(n, "group", o.groups());
-    if (bn && !fold_) return batch_norm(y, *bn, name + "_bn");
     return y;
   }
   // conv followed by its BatchNorm (folded or a node), named after the BN's module path.
@@ -197,26 +196,25 @@ class Emitter {
   bool fold_;
 };
 
+// A residual block's shortcut: its downsample (1×1 conv + BN) when it has one, else the input.
+std::string shortcut(Emitter& e, const std::string& x, nn::Sequential& downsample, const std::string& p) {
+  if (!downsample) return x;
+  return e.conv_bn(x, *downsample[0]->as<nn::Conv2dImpl>(), p + "downsample.0",
+                   bn_params(*downsample[1]->as<SplitBatchNorm2dImpl>()), p + "downsample.1");
+}
+
 std::string block_of(Emitter& e, const std::string& x, nn::Module& block, const std::string& p) {
   if (auto* b = block.as<BasicBlockImpl>()) {
     auto h = e.relu(e.conv_bn(x, *b->conv1, p + "conv1", bn_params(*b->bn1), p + "bn1"));
     h = e.conv_bn(h, *b->conv2, p + "conv2", bn_params(*b->bn2), p + "bn2");
-    std::string s = x;
-    if (b->downsample)
-      s = e.conv_bn(x, *b->downsample[0]->as<nn::Conv2dImpl>(), p + "downsample.0",
-                    bn_params(*b->downsample[1]->as<SplitBatchNorm2dImpl>()), p + "downsample.1");
-    return e.relu(e.add(h, s));
+    return e.relu(e.add(h, shortcut(e, x, b->downsample, p)));
   }
   auto* b = block.as<BottleneckImpl>();
   if (!b) throw InputError("export --format onnx: unknown ResNet block at " + p);
   auto h = e.relu(e.conv_bn(x, *b->conv1, p + "conv1", bn_params(*b->bn1), p + "bn1"));
   h = e.relu(e.conv_bn(h, *b->conv2, p + "conv2", bn_params(*b->bn2), p + "bn2"));
   h = e.conv_bn(h, *b->conv3, p + "conv3", bn_params(*b->bn3), p + "bn3");
-  std::string s = x;
-  if (b->downsample)
-    s = e.conv_bn(x, *b->downsample[0]->as<nn::Conv2dImpl>(), p + "downsample.0",
-                  bn_params(*b->downsample[1]->as<SplitBatchNorm2dImpl>()), p + "downsample.1");
-  return e.relu(e.add(h, s));
+  return e.relu(e.add(h, shortcut(e, x, b->downsample, p)));
 }
 
 // Returns the features' value name; adds "logits" when `classifier`.

@@ -32,7 +32,7 @@ bool tensorboard_available() { return false; }
 struct EventWriter::Impl {};
 EventWriter::EventWriter(const std::string&) {
   throw InputError(
-      "TensorBoard files: this build has no protobuf; install libprotobuf-dev, protobuf-compiler and libboost-dev "
+      "this build has no protobuf; install libprotobuf-dev, protobuf-compiler and libboost-dev "
       "(Debian) and rebuild, or pass --tensorboard off");
 }
 EventWriter::~EventWriter() = default;
