@@ -1,6 +1,6 @@
 // A training loop of your own over the library's stages, without the CLI or the trainer:
-// Dataset -> Loader -> ViewGenerator -> a method from the registry, its options set by name -> a torch
-// optimizer. Trains SimCLR for a few steps on a slice of Fashion-MNIST and prints the loss.
+// Dataset -> Loader -> ViewGenerator -> a method built from its typed options -> a torch optimizer. Trains SimCLR
+// for a few steps on a slice of Fashion-MNIST and prints the loss.
 //
 //   custom_loop [images (default 512)] [steps (default 6)]
 //
@@ -29,16 +29,9 @@ int main(int argc, char** argv) {
     std::tie(augment.mean, augment.std) = default_normalization(data.dataset, train->channels());
     auto views = make_view_generator(augment, train->channels(), train->height(), train->width());
 
-    // The method: SimCLR at width 8, with its temperature set by name (every option: `contrastive methods
-    // --json`).
-    Config config;
-    config.method.name = "simclr";
-    config.model.width = 8;
-    config.train.batch_size = 64;
-    method_option<double>(config, "temperature") = 0.2;
-    resolve_defaults(config);
-    validate(config);
-    MethodPtr method = make_method(method_spec(config, *train));
+    // The method: SimCLR at width 8 with its temperature set, built from its typed options (every option:
+    // contrastive/methods/simclr.h, or `contrastive methods --json`).
+    MethodPtr method = make_method(SimCLROptions().temperature(0.2), BackboneOptions().width(8), *train);
     method->train();
 
     // Any torch optimizer over the trainable parameters.
@@ -48,7 +41,7 @@ int main(int argc, char** argv) {
     torch::optim::SGD optimizer(params, torch::optim::SGDOptions(0.05).momentum(0.9).weight_decay(1e-4));
 
     LoaderOptions lo;
-    lo.batch_size = config.train.batch_size;
+    lo.batch_size = 64;
     lo.drop_last = true;
     Loader loader(train, lo);
     StepContext ctx;

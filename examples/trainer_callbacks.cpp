@@ -45,15 +45,13 @@ int main(int argc, char** argv) {
   const std::string out = argc > 3 ? argv[3] : "";
   configure_threads(0);  // every core (LibTorch on Debian would use one)
   try {
-    Config config;
-    config.method.name = "simclr";
-    config.model.width = 8;
+    // SimCLR's typed options and the backbone give the run's Config; the rest of it is set by field.
+    Config config = method_config(SimCLROptions().temperature(0.2), BackboneOptions().width(8));
     config.data.dataset = "fashion-mnist";
     config.data.train_subset = images;
     config.data.test_subset = images;
     config.train.batch_size = 64;
     config.train.epochs = epochs;
-    method_option<double>(config, "temperature") = 0.2;
     resolve_defaults(config);
     const torch::Device device = resolve_device("cpu");
     resolve_speed_defaults(config, speed_context(device));  // bf16 / channels-last where this CPU gains

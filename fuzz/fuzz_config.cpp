@@ -6,6 +6,7 @@
 #include <string>
 
 #include "contrastive/config.h"
+#include "contrastive/resolve.h"
 #include "fuzz_util.h"
 
 namespace {

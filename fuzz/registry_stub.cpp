@@ -1,8 +1,10 @@
-// fuzz_config links the config core alone (no LibTorch): this stands in for the method files with two
-// option-only methods, so that the per-method sections, shared flags and legacy `method:` keys are fuzzed too.
+// fuzz_config links the config core and the front door alone (no LibTorch): this stands in for the method files
+// (the built-in list the registry table fills itself from, and the augmentation presets) with two option-only
+// methods, so that the per-method sections, shared flags and legacy `method:` keys are fuzzed too.
 // Their factories are never called (fuzz_config only parses, resolves and validates).
 #include <stdexcept>
 
+#include "contrastive/augment_names.h"
 #include "contrastive/registry.h"
 
 namespace contrastive {

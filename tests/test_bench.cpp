@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "contrastive/bench.h"
+#include "contrastive/resolve.h"
 #include "test_util.h"
 
 using namespace contrastive;

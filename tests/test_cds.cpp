@@ -7,6 +7,7 @@
 #include "contrastive/common.h"
 #include "contrastive/losses.h"
 #include "contrastive/methods.h"
+#include "contrastive/resolve.h"
 
 using namespace contrastive;
 

@@ -7,6 +7,7 @@
 #include "contrastive/common.h"
 #include "contrastive/config.h"
 #include "contrastive/registry.h"
+#include "contrastive/resolve.h"
 #include "test_util.h"
 
 using namespace contrastive;

@@ -19,6 +19,7 @@
 #include "contrastive/config.h"
 #include "contrastive/data.h"
 #include "contrastive/io.h"
+#include "contrastive/resolve.h"
 #include "data/parse.h"
 #include "io/checkpoint_bytes.h"
 #include "test_util.h"

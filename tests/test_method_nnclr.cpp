@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "contrastive/losses.h"
+#include "contrastive/method.h"
 #include "contrastive/methods.h"
-#include "methods/method_base.h"
 #include "test_runs.h"
 #include "test_util.h"
 

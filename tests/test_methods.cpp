@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "contrastive/losses.h"
+#include "contrastive/method.h"
 #include "contrastive/methods.h"
 #include "contrastive/train.h"
-#include "methods/method_base.h"
 #include "models/amdim_encoder.h"
 #include "test_runs.h"
 #include "test_util.h"

@@ -166,10 +166,33 @@ TEST(OwnImages, LoadDatasetSplitsEachLayout) {
   o.val_fraction = -1;
   EXPECT_FALSE(load_dataset(o).train->labelled());
   o.val_fraction = 0.2;
-  expect_input_error([&] { load_dataset(o); }, "only the class-folder layout");
-  o = DataOptions{};
+  expect_input_error([&] { load_dataset(o); }, "has no labels");
+}
+
+TEST(OwnImages, BuiltInDatasetsHoldOutAValidationSplitAndKeepTheirTestForTheEnd) {
+  REQUIRE_FASHION_MNIST();
+  DataOptions o;  // Fashion-MNIST: 60,000 training and 10,000 test images
+  DataSplits plain = load_dataset(o);
+  EXPECT_EQ(plain.eval_split_name, "test");  // the default (-1) holds out nothing where a test split exists
+  EXPECT_EQ(plain.final_test, nullptr);
   o.val_fraction = 0.1;
-  expect_input_error([&] { load_dataset(o); }, "--val-fraction");
+  DataSplits s = load_dataset(o);
+  EXPECT_EQ(s.eval_split_name, "validation");
+  ASSERT_NE(s.final_test, nullptr);
+  EXPECT_EQ(s.final_test->size(), 10000);
+  EXPECT_EQ(s.train->size() + s.test->size(), 60000);
+  EXPECT_NEAR(static_cast<double>(s.test->size()), 6000.0, 300.0);  // a binomial's 3 sigma is about 220
+  // The validation images are training images (same pixels as the full set at their index), none of them kept
+  // for training, and the same seed draws the same split.
+  std::vector<int64_t> held;
+  for (int64_t i = 0; i < 60000; ++i)
+    if (in_validation_split(std::to_string(i), 0, 0.1)) held.push_back(i);
+  ASSERT_EQ(static_cast<int64_t>(held.size()), s.test->size());
+  auto first = torch::tensor(std::vector<int64_t>{0}, torch::kLong);
+  EXPECT_TRUE(torch::equal(s.test->get(first), plain.train->get(torch::tensor(std::vector<int64_t>{held[0]}))));
+  EXPECT_TRUE(torch::equal(load_dataset(o).test->labels(), s.test->labels()));
+  o.split_seed = 1;
+  EXPECT_FALSE(torch::equal(load_dataset(o).test->labels().narrow(0, 0, 500), s.test->labels().narrow(0, 0, 500)));
 }
 
 TEST(OwnImages, ValidationSplitIsStableWhenFilesAreAdded) {

@@ -9,6 +9,7 @@
 #include "contrastive/common.h"
 #include "contrastive/config.h"
 #include "contrastive/platform.h"
+#include "contrastive/resolve.h"
 #include "test_util.h"
 
 using namespace contrastive;

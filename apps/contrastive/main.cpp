@@ -1,4 +1,6 @@
-// The `contrastive` command line: parses flags and config, then calls the library. No training logic here.
+// The `contrastive` command line (cli.h): parses flags and config, then calls the library. No training logic
+// here. The executable's main (apps/main/main.cpp) only calls cli::run; an application that registers methods of
+// its own links the same objects (contrastive::cli) and calls it after register_method.
 #include <malloc.h>
 #include <torch/torch.h>
 
@@ -12,6 +14,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "contrastive/cli.h"
 #include "contrastive/common.h"
 #include "contrastive/config.h"
 #include "contrastive/dist.h"
@@ -168,7 +171,7 @@ static void tune_malloc() {
   if (!std::getenv("MALLOC_TOP_PAD_")) mallopt(M_TOP_PAD, 0);
 }
 
-int main(int argc, char** argv) {
+int contrastive::cli::run(int argc, char** argv) {
   tune_malloc();
   CLI::App app{
       "contrastive: contrastive representation learning (methods: " + method_registry().names_joined(", ") + ")"};

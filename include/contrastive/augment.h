@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "contrastive/augment_names.h"
 #include "contrastive/config.h"
 #include "contrastive/transforms.h"
 
@@ -87,8 +88,6 @@ class PipelineViewGenerator : public ViewGenerator {
   double box_alpha_;
   torch::Tensor boxes_;  // float [N,4] on the CPU, undefined = (0,0,1,1) for every image
 };
-
-// parse_multi_crop (the "2x32,4x16" spec) is declared in config.h, which validates it.
 
 // Builds the named preset for images of `channels` x `height` x `width`. Grayscale images skip the colour
 // transforms (saturation, hue, grayscale), which is logged, not an error. Unknown preset -> InputError.

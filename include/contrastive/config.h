@@ -1,5 +1,5 @@
-// One config tree for a run: filled from YAML (--config), overridden by flags, resolved (per-method defaults),
-// validated once before any work, and written back into the run directory as config.yaml.
+// One config tree for a run: filled from YAML (--config), overridden by flags, resolved and validated once
+// before any work (resolve.h), and written back into the run directory as config.yaml.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +23,7 @@ struct DataConfig {
   std::string labels = "fine";  // cifar100: fine | coarse
   std::string layout = "auto";  // folder datasets: auto | unlabelled | classes | train-test
   int64_t channels = 0;         // folder datasets: 1 | 3 (0: from the first image)
-  double val_fraction = -1;     // folder classes layout: validation share (-1: 0.1)
+  double val_fraction = -1;     // validation share of the training images (-1: 0.1 for class folders, else 0)
   bool strict = false;          // folder datasets: an unreadable file is an error, not skipped
   int64_t cache_mb = 2048;      // folder datasets: decoded-image cache budget (MiB)
   // Per-channel normalisation; empty: the dataset's standard values, or for a folder statistics measured on a
@@ -230,36 +230,6 @@ void load_config_file(const std::string& path, Config& config);
 std::string config_to_yaml(const Config& config);
 void config_from_yaml_string(const std::string& text, Config& config, const std::string& origin);
 
-// Fills the -1 / "" placeholders of the shared keys with the method's defaults (its MethodInfo::defaults, see
-// registry.h); the method's own options carry their defaults themselves.
-// --batch-size is per process: default learning rates scale with the global batch, batch_size * world_size.
-void resolve_defaults(Config& config, int64_t world_size = 1);
-// What the speed choices depend on: the CPU's native bf16 and the device (see platform.h for the detection).
-struct SpeedContext {
-  bool native_bf16 = false;
-  bool cuda = false;
-  std::string cpu_model;  // named in the refusal
-  bool avx512 = false;    // AVX-512F: oneDNN's AVX-512 kernels rather than its AVX2 ones
-};
-// Narrowest model (--width) that channels-last runs at on a CPU without AVX-512: below it, oneDNN's AVX2
-// backward of a strided 1x1 convolution in NHWC with fewer than 8 input channels never returns (oneDNN 2.6 of
-// LibTorch 1.13; reproduced with Debian's PyTorch 1.13 alone, docs/benchmarks.md "Channels-last on AVX2").
-constexpr int64_t kMinChannelsLastWidth = 8;
-// Resolves train.precision and train.memory_format ("auto" -> a choice for this machine; the bf16 /
-// channels_last aliases folded in and cleared), so that the trainer reads precision == "bf16" and
-// memory_format == "channels-last". precision auto = bf16 only on a CPU with native bf16 and for a method
-// whose accuracy was measured to hold in bf16 (bf16_keeps_accuracy); memory_format auto = channels-last, except
-// contiguous for a model narrower than kMinChannelsLastWidth (channels-last asked for there on a CPU without
-// AVX-512 -> InputError). bf16
-// on a CPU without native bf16 -> InputError naming the missing feature, unless allow_emulated_bf16. Returns a
-// one-line description of the choice and its reason, for the log.
-std::string resolve_speed_defaults(Config& config, const SpeedContext& context);
-// Methods whose accuracy in bf16 was measured against fp32 (docs/usage.md, "Speed by default").
-bool bf16_keeps_accuracy(const std::string& method);
-
-// Range and consistency checks; throws InputError naming the key and the value.
-void validate(const Config& config, int64_t world_size = 1);
-
 // Keys ("section.name") that may differ between a run's saved config and the command that continues it
 // (--resume or automatic resume): how long, where, with how many threads, logging and checkpoint cadence.
 const std::vector<std::string>& resume_mutable_keys();
@@ -270,11 +240,5 @@ void copy_config_keys(const Config& from, Config& to, const std::vector<std::str
 // a YAML round trip, as a checkpoint stores them.
 std::string first_config_difference(const Config& a, const Config& b, const std::vector<std::string>& ignored,
                                     const std::string& name_a, const std::string& name_b);
-
-// The augmentation presets (augment/presets.cpp), for validating --augment before any work.
-const std::vector<std::string>& augment_preset_names();
-
-// Parses a multi-crop spec "2x32,4x16" into (count, size) pairs. Bad syntax -> InputError.
-std::vector<std::pair<int64_t, int64_t>> parse_multi_crop(const std::string& spec);
 
 }  // namespace contrastive

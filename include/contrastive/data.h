@@ -139,9 +139,12 @@ struct DataOptions {
   int decode_threads = 2;                 // folder datasets: decoder threads
   std::string layout = "auto";            // folder datasets: auto | unlabelled | classes | train-test
   int64_t channels = 0;                   // folder datasets: 1 | 3 (0: from the first image)
-  double val_fraction = -1;               // folder classes layout: held-out share (-1: 0.1)
-  uint64_t split_seed = 0;                // folder classes layout: seed of the validation split's hash
-  bool strict = false;                    // folder datasets: an unreadable file is an error
+  // Share of the training images held out for validation, chosen by a hash of each image's relative path (the
+  // index for the built-in datasets) and split_seed, so that adding images moves none between the splits. -1: 0.1
+  // for the class-folder layout (it has no test split of its own), 0 for datasets with a test split.
+  double val_fraction = -1;
+  uint64_t split_seed = 0;
+  bool strict = false;  // folder datasets: an unreadable file is an error
 };
 
 struct DataSplits {
@@ -150,9 +153,11 @@ struct DataSplits {
       : train(std::move(train_split)), test(std::move(test_split)) {}
   std::shared_ptr<Dataset> train;
   // The split the per-epoch monitors and best.ckpt use: the dataset's test split, or the validation split held
-  // out of a class-folder layout (eval_split_name says which); null for unlabelled data or no held-out split.
+  // out of the training images (eval_split_name says which); null for unlabelled data or no held-out split.
   std::shared_ptr<Dataset> test;
   std::string eval_split_name = "test";
+  // When `test` is a validation split: the dataset's own test split, evaluated once, at the end (null otherwise).
+  std::shared_ptr<Dataset> final_test;
   std::string layout;  // folder datasets: the layout found
 };
 

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "contrastive/train.h"
+#include "contrastive/loaded_model.h"
 
 namespace contrastive {
 

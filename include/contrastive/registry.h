@@ -70,6 +70,13 @@ class MethodRegistry {
 const MethodRegistry& method_registry();
 void register_builtin_methods(MethodRegistry& registry);
 
+// Adds a method of the application's own (examples/dcl): call it at the start of main, before any Config is
+// built (a Config holds the options of the methods registered when it was made). From then on the method is a
+// --method value, its options are flags and a YAML section, and `contrastive methods` lists it, exactly as a
+// built-in one. A name already registered, or a flag another method declares with another type ->
+// std::logic_error.
+void register_method(MethodInfo info);
+
 // The registered info of the config's method (InputError when unknown).
 const MethodInfo& method_info(const Config& config);
 

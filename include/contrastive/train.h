@@ -10,6 +10,7 @@
 
 #include "contrastive/config.h"
 #include "contrastive/methods.h"
+#include "contrastive/resolve.h"
 #include "contrastive/trainer.h"
 
 namespace contrastive {
@@ -84,6 +85,7 @@ SpeedContext speed_context(const torch::Device& device);
 
 #include "contrastive/data.h"
 #include "contrastive/eval.h"
+#include "contrastive/loaded_model.h"
 
 namespace contrastive {
 
@@ -111,17 +113,9 @@ DataConfig folder_data_like(const Config& trained, const std::string& dir, const
 torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm,
                             torch::Device device, double threshold, int64_t count = 0);
 
-// A trained method restored from a checkpoint, with its data, ready for evaluation or export.
-struct LoadedModel {
-  Config config;
-  MethodPtr method;
-  DataSplits data;
-  Normalization norm;
-  torch::Device device = torch::kCPU;
-};
-
-// Reads a checkpoint, rebuilds its method from the stored config and loads the weights. `data_override`
-// replaces the dataset section when its dataset is non-empty (evaluate on other data of the same shape).
+// Reads a checkpoint, rebuilds its method from the stored config and loads the weights (LoadedModel:
+// loaded_model.h). `data_override` replaces the dataset section when its dataset is non-empty (evaluate on other
+// data of the same shape).
 LoadedModel load_model(const std::string& checkpoint, const DataConfig* data_override = nullptr,
                        const std::string& device = "auto");
 

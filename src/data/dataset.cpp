@@ -163,6 +163,23 @@ DataSplits load_cifar100(const std::string& path, bool coarse) {
           std::make_shared<TensorDataset>(test.first, test.second, names)};
 }
 
+// Moves the training images at `held` into a validation split: the monitors then use it, and the dataset's own
+// test split is kept for one evaluation at the end (DataSplits::final_test).
+void hold_out(DataSplits& s, const std::vector<int64_t>& keep, const std::vector<int64_t>& held) {
+  if (keep.empty()) throw InputError("--val-fraction left no training images");
+  auto index = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong); };
+  s.final_test = s.test;
+  if (held.empty()) {
+    log_warn("the validation split drew no image; the monitors use the test split");
+    s.final_test = nullptr;
+    return;
+  }
+  auto all = s.train;
+  s.train = take_indices(all, index(keep));
+  s.test = take_indices(all, index(held));
+  s.eval_split_name = "validation";
+}
+
 DataSplits load_folder(const DataOptions& o) {
   const std::string& root = o.path;
   const auto& layouts = folder_layout_names();
@@ -177,11 +194,9 @@ DataSplits load_folder(const DataOptions& o) {
   io.decode_threads = o.decode_threads;
   io.channels = o.channels;
   io.strict = o.strict;
-  if (s.layout != "classes" && o.val_fraction > 0) {
-    throw InputError(
-        "--val-fraction: only the class-folder layout (DIR/<class>/...) holds out a validation "
-        "split; " +
-        root + " has the " + s.layout + " layout");
+  if (s.layout == "unlabelled" && o.val_fraction > 0) {
+    throw InputError("--val-fraction: " + root +
+                     " has no labels (the unlabelled layout), so a validation split would have nothing to score");
   }
   if (s.layout == "train-test") {
     std::string test_dir = join(root, "test");
@@ -198,6 +213,14 @@ DataSplits load_folder(const DataOptions& o) {
     }
     s.train = train;
     s.test = test;
+    if (o.val_fraction > 0) {
+      ImageList train_list = list_images(join(root, "train"), true);
+      std::vector<int64_t> keep, held;
+      for (size_t i = 0; i < train_list.files.size(); ++i)
+        (in_validation_split(train_list.files[i], o.split_seed, o.val_fraction) ? held : keep)
+            .push_back(static_cast<int64_t>(i));
+      hold_out(s, keep, held);
+    }
   } else if (s.layout == "classes") {
     const double fraction = o.val_fraction < 0 ? 0.1 : o.val_fraction;
     if (fraction >= 1) throw InputError("--val-fraction must be below 1, not " + std::to_string(fraction));
@@ -251,12 +274,6 @@ DataSplits load_dataset(const DataOptions& options) {
     throw InputError(opts.path + ": missing data folder for dataset '" + opts.dataset + "'");
   }
 
-  if (opts.dataset != "folder" && opts.val_fraction > 0) {
-    throw InputError(
-        "--val-fraction: only folder datasets in the class-folder layout hold out a validation split "
-        "so far; " +
-        opts.dataset + " is evaluated on its own test split");
-  }
   if (opts.dataset != "folder" && opts.channels != 0) {
     throw InputError("--channels: only folder datasets convert their images; " + opts.dataset + " has " +
                      "its own channel count");
@@ -277,6 +294,13 @@ DataSplits load_dataset(const DataOptions& options) {
   } else {
     splits = load_folder(opts);
   }
+  if (opts.dataset != "folder" && opts.val_fraction > 0) {
+    // The built-in datasets: a hash of each training image's index.
+    std::vector<int64_t> keep, held;
+    for (int64_t i = 0; i < splits.train->size(); ++i)
+      (in_validation_split(std::to_string(i), opts.split_seed, opts.val_fraction) ? held : keep).push_back(i);
+    hold_out(splits, keep, held);
+  }
   const auto& a = *splits.train;
   if (splits.test) {
     const auto& b = *splits.test;
@@ -289,6 +313,8 @@ DataSplits load_dataset(const DataOptions& options) {
   }
   std::string what = std::to_string(a.size()) + " train";
   if (splits.test) what += ", " + std::to_string(splits.test->size()) + " " + splits.eval_split_name;
+  if (splits.final_test)
+    what += ", " + std::to_string(splits.final_test->size()) + " test (evaluated once, at the end)";
   what += a.labelled() ? ", " + std::to_string(a.num_classes()) + " classes" : ", no labels";
   if (!splits.layout.empty()) {
     what += "; layout " + splits.layout + (options.layout == "auto" ? " (detected; --layout overrides)" : "");

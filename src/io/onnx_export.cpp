@@ -10,9 +10,9 @@
 
 #include "contrastive/common.h"
 #include "contrastive/io.h"
+#include "contrastive/loaded_model.h"
 #include "contrastive/models.h"
 #include "contrastive/platform.h"
-#include "contrastive/train.h"
 #include "models/amdim_encoder.h"
 
 #ifdef CONTRASTIVE_WITH_ONNX

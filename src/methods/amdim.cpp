@@ -14,8 +14,10 @@
 //  - Both views go through one forward (the only BNs are at the outputs).
 //  - The online evaluation classifiers on detached r1 (§7) are not trained here: `contrastive knn` and
 //    `contrastive linear` evaluate the encoder instead.
+#include "contrastive/methods/amdim.h"
+
 #include "contrastive/losses.h"
-#include "method_base.h"
+#include "contrastive/method.h"
 #include "models/amdim_encoder.h"
 
 namespace contrastive {
@@ -51,9 +53,6 @@ class AMDIMMethod : public MethodImpl {
 
   AMDIMEncoder encoder{nullptr};
 };
-
-// AMDIM has no options of its own: its width is --width, its loss has no free parameter here.
-struct AMDIMOptions {};
 
 void register_amdim(MethodRegistry& registry) {
   MethodInfo m;

@@ -5,19 +5,13 @@
 // the global batch.
 //
 // Registered names: "backbone", "projector".
+#include "contrastive/methods/barlowtwins.h"
+
 #include "contrastive/dist.h"
 #include "contrastive/losses.h"
-#include "method_base.h"
+#include "contrastive/method.h"
 
 namespace contrastive {
-
-// Options of `--method barlowtwins` (YAML section `barlowtwins:`).
-struct BarlowTwinsOptions {
-  TORCH_ARG(double, lambda) = 0.0051;  // weight of the off-diagonal terms (the reference code's value)
-  // Projector width: -1 = 4 x the backbone's feature size (the paper: 8192 on ResNet-50's 2048).
-  TORCH_ARG(int64_t, projector_dim) = -1;
-  TORCH_ARG(double, loss_scale) = 1.0;  // a constant factor on the loss (solo-learn's scale_loss)
-};
 
 class BarlowTwinsMethod : public ResNetMethod {
  public:

@@ -4,21 +4,14 @@
 // functional::byol_symmetric_loss (targets detached). The views go through separate forwards (§9.3).
 //
 // Registered names: "backbone", "projector", "predictor" (online) and "target_backbone", "target_projector".
+#include "contrastive/methods/byol.h"
+
 #include <cmath>
 
 #include "contrastive/losses.h"
-#include "method_base.h"
+#include "contrastive/method.h"
 
 namespace contrastive {
-
-// Options of `--method byol` (YAML section `byol:`): ContrastiveCrop's CIFAR config.
-struct BYOLOptions {
-  TORCH_ARG(double, momentum_ema) = 0.996;  // base target momentum τ0 (cosine to 1)
-  TORCH_ARG(int64_t, proj_hidden) = 512;
-  TORCH_ARG(int64_t, proj_dim) = 128;
-  TORCH_ARG(int64_t, pred_hidden) = 512;
-  TORCH_ARG(bool, fix_pred_lr) = false;
-};
 
 // τ_k = 1 − (1 − τ0)·(cos(π k/K) + 1)/2: τ0 at the first step, 1 at the last (BYOL paper schedule).
 double byol_tau(double tau0, int64_t step, int64_t total_steps) {

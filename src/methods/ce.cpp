@@ -1,15 +1,10 @@
 // Supervised cross-entropy baseline (SupContrast main_ce / the CDS baseline).
+#include "contrastive/methods/ce.h"
+
+#include "contrastive/method.h"
 #include "contrastive/registry.h"
-#include "method_base.h"
 
 namespace contrastive {
-
-// Options of `--method ce` (YAML section `ce:`).
-struct CEOptions {
-  TORCH_ARG(double, label_smoothing) = 0.0;
-  TORCH_ARG(double, labeled_fraction) = 1.0;  // semi-supervised baseline: fraction of labelled images
-  TORCH_ARG(int64_t, labeled_per_class) = 0;  // ... or this many per class (overrides the fraction)
-};
 
 class CEMethod : public ResNetMethod {
  public:

@@ -8,24 +8,14 @@
 //
 // Registered names: "backbone", "head", "prototypes" (student); "teacher_backbone", "teacher_head",
 // "teacher_prototypes"; "loss".
+#include "contrastive/methods/dino.h"
+
+#include "contrastive/augment_names.h"
 #include "contrastive/dist.h"
 #include "contrastive/losses.h"
-#include "method_base.h"
+#include "contrastive/method.h"
 
 namespace contrastive {
-
-// Options of `--method dino` (YAML section `dino:`).
-struct DINOOptions {
-  TORCH_ARG(int64_t, prototypes) = 4096;  // K (65,536 on ImageNet)
-  TORCH_ARG(int64_t, head_hidden) = -1;   // -1: 4 x the feature size (the reference: 2048)
-  TORCH_ARG(int64_t, bottleneck) = 256;
-  TORCH_ARG(double, student_temp) = 0.1;
-  TORCH_ARG(double, teacher_temp) = 0.04;         // after the warm-up
-  TORCH_ARG(double, warmup_teacher_temp) = 0.04;  // at epoch 0
-  TORCH_ARG(int64_t, warmup_teacher_epochs) = 0;
-  TORCH_ARG(double, center_momentum) = 0.9;
-  TORCH_ARG(double, momentum_ema) = 0.996;  // teacher momentum at the first step (1 at the last)
-};
 
 namespace {
 

@@ -3,24 +3,15 @@
 //
 // Registered names: "backbone"/"head" (query encoder, so export and kNN see the usual names), "key_backbone"/
 // "key_head" (key encoder), buffers "queue" and "queue_ptr". All of them are saved in checkpoints.
+#include "contrastive/methods/moco.h"
+
 #include <limits>
 
 #include "contrastive/dist.h"
 #include "contrastive/losses.h"
-#include "method_base.h"
+#include "contrastive/method.h"
 
 namespace contrastive {
-
-// Options of `--method moco` (YAML section `moco:`), the CIFAR colab recipe's values.
-struct MoCoOptions {
-  TORCH_ARG(double, temperature) = 0.1;
-  TORCH_ARG(int64_t, queue_size) = 4096;
-  TORCH_ARG(double, momentum_ema) = 0.99;
-  TORCH_ARG(bool, symmetric) = false;
-  TORCH_ARG(int64_t, bn_splits) = 8;  // SplitBatchNorm: shuffle-BN on one process
-  TORCH_ARG(int64_t, proj_dim) = 128;
-  TORCH_ARG(bool, proj_bn) = false;
-};
 
 class MoCoMethod : public ResNetMethod {
  public:

@@ -4,20 +4,13 @@
 // (functional::nnclr_loss). After the loss the batch's view-1 projections (every rank's) enter the support set.
 //
 // Registered names: "backbone", "projector", "predictor"; buffers "support" [Q, D] and "support_ptr".
+#include "contrastive/methods/nnclr.h"
+
 #include "contrastive/dist.h"
 #include "contrastive/losses.h"
-#include "method_base.h"
+#include "contrastive/method.h"
 
 namespace contrastive {
-
-// Options of `--method nnclr` (YAML section `nnclr:`).
-struct NNCLROptions {
-  TORCH_ARG(double, temperature) = 0.1;
-  TORCH_ARG(int64_t, support_size) = 4096;  // the paper: 98,304 on ImageNet; a few thousand on small data
-  TORCH_ARG(int64_t, proj_hidden) = -1;     // -1: 4 x the feature size (the paper: 2048 on ResNet-50)
-  TORCH_ARG(int64_t, proj_dim) = 256;
-  TORCH_ARG(int64_t, pred_hidden) = -1;  // -1: 8 x the feature size (the paper's 4096 over 512)
-};
 
 class NNCLRMethod : public ResNetMethod {
  public:

@@ -1,8 +1,10 @@
 // SimSiam (docs/methods.md §5): backbone (zero_init_residual by default) + 3-layer projector whose last BN has
 // no affine and whose last Linear bias is frozen + 2-layer bottleneck predictor; negative cosine with a
 // stop-gradient on z. The two views go through SEPARATE forwards, so BN batches are per view (§9.3).
+#include "contrastive/methods/simsiam.h"
+
 #include "contrastive/losses.h"
-#include "method_base.h"
+#include "contrastive/method.h"
 
 namespace contrastive {
 
@@ -18,14 +20,6 @@ torch::Tensor simsiam_loss_without_stop_grad(const torch::Tensor& p1, const torc
 }
 
 }  // namespace
-
-// Options of `--method simsiam` (YAML section `simsiam:`): ContrastiveCrop's CIFAR sizes (512 / 128).
-struct SimSiamOptions {
-  TORCH_ARG(int64_t, proj_dim) = 512;
-  TORCH_ARG(int64_t, pred_hidden) = 128;
-  TORCH_ARG(bool, fix_pred_lr) = false;
-  TORCH_ARG(bool, no_stop_grad) = false;  // ablation: collapses (§5)
-};
 
 class SimSiamMethod : public ResNetMethod {
  public:

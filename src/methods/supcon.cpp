@@ -4,29 +4,17 @@
 // --negatives memory-bank (InstDisc-style): a bank [train_size, proj_dim] of normalised embeddings adds
 // `bank_negatives` seeded random rows to the candidates of every anchor (functional::supcon_with_bank); after the
 // optimizer step the batch's rows become normalize(m·old + (1−m)·mean over views of the detached features).
+#include "contrastive/methods/supcon.h"
+
 #include "contrastive/dist.h"
 #include "contrastive/losses.h"
-#include "method_base.h"
+#include "contrastive/method.h"
 
 namespace contrastive {
 
-// Options of `--method supcon` and `--method simclr` (YAML sections `supcon:` / `simclr:`); the two differ only
-// in their default temperature (0.1 / 0.5) and in whether labels make positives.
-struct SupConMethodOptions {
-  TORCH_ARG(double, temperature) = 0.1;
-  TORCH_ARG(double, base_temperature) = 0.07;  // the loss is scaled by T / T_base (SupContrast)
-  TORCH_ARG(int64_t, proj_hidden) = -1;        // -1: the backbone's feature size
-  TORCH_ARG(int64_t, proj_dim) = 128;
-  TORCH_ARG(bool, proj_bn) = false;                // BN after the hidden Linear (the SimCLR paper's head)
-  TORCH_ARG(std::string, negatives) = "in-batch";  // in-batch | memory-bank
-  TORCH_ARG(int64_t, bank_negatives) = 4096;
-  TORCH_ARG(double, bank_momentum) = 0.5;
-};
-
 class SupConMethod : public ResNetMethod {
  public:
-  explicit SupConMethod(const MethodSpec& spec) : ResNetMethod(spec.config.method.name, spec, 0) {
-    const auto& m = options_of<SupConMethodOptions>(spec);
+  SupConMethod(const MethodSpec& spec, const SupConOptions& m) : ResNetMethod(spec.config.method.name, spec, 0) {
     head = register_module("head",
                            make_projection_mlp(net->feature_dim(), m.proj_hidden(), m.proj_dim(), m.proj_bn()));
     options_ = SupConLossOptions().temperature(m.temperature()).base_temperature(m.base_temperature());
@@ -110,7 +98,22 @@ class SupConMethod : public ResNetMethod {
 
 namespace {
 
-std::vector<OptionKey> supcon_keys(SupConMethodOptions& o) {
+// SimCLROptions as SupConOptions: the method reads one type.
+template <typename D>
+SupConOptions as_supcon(const ContrastiveHeadOptions<D>& o) {
+  return SupConOptions()
+      .temperature(o.temperature())
+      .base_temperature(o.base_temperature())
+      .proj_hidden(o.proj_hidden())
+      .proj_dim(o.proj_dim())
+      .proj_bn(o.proj_bn())
+      .negatives(o.negatives())
+      .bank_negatives(o.bank_negatives())
+      .bank_momentum(o.bank_momentum());
+}
+
+template <typename D>
+std::vector<OptionKey> supcon_keys(ContrastiveHeadOptions<D>& o) {
   return {
       {"temperature", "temperature", &o.temperature(), "softmax temperature of the contrastive loss"},
       {"base_temperature", "base-temperature", &o.base_temperature(), "the loss is scaled by T/T_base"},
@@ -123,7 +126,9 @@ std::vector<OptionKey> supcon_keys(SupConMethodOptions& o) {
   };
 }
 
-MethodInfo supcon_info(const std::string& name, double temperature, bool labels) {
+template <typename D>
+MethodInfo supcon_info(const std::string& name, bool labels) {
+  using Options = ContrastiveHeadOptions<D>;
   MethodInfo m;
   m.name = name;
   m.uses_labels = labels;
@@ -135,9 +140,9 @@ MethodInfo supcon_info(const std::string& name, double temperature, bool labels)
   m.defaults.lr_batch = 1024;
   m.defaults.weight_decay = 1e-4;
   m.defaults.augment = "simclr-cifar";
-  m.options = options_factory<SupConMethodOptions>(SupConMethodOptions().temperature(temperature), supcon_keys);
+  m.options = options_factory<Options>(Options(), supcon_keys<D>);
   m.validate = [name](const Config& c, int64_t) {
-    const auto& o = method_options<SupConMethodOptions>(c.method, name);
+    const auto& o = method_options<Options>(c.method, name);
     check_temperature(o.temperature());
     check_temperature(o.base_temperature(), "base-temperature");
     check_at_least(o.proj_dim(), 1, "proj-dim");
@@ -147,18 +152,20 @@ MethodInfo supcon_info(const std::string& name, double temperature, bool labels)
     check_at_least(o.bank_negatives(), 1, "bank-negatives");
     check_option(o.bank_momentum() >= 0 && o.bank_momentum() < 1, "bank-momentum", show_value(o.bank_momentum()));
   };
-  m.make = [](const MethodSpec& spec) -> MethodPtr { return std::make_shared<SupConMethod>(spec); };
+  m.make = [](const MethodSpec& spec) -> MethodPtr {
+    return std::make_shared<SupConMethod>(spec, as_supcon(options_of<Options>(spec)));
+  };
   return m;
 }
 
 }  // namespace
 
 void register_supcon(MethodRegistry& registry) {
-  auto supcon = supcon_info("supcon", 0.1, true);
+  auto supcon = supcon_info<SupConDefaults>("supcon", true);
   supcon.summary = "supervised contrastive learning: images of one class are positives";
   supcon.paper = "Khosla et al., Supervised Contrastive Learning, NeurIPS 2020";
   registry.add(std::move(supcon));
-  auto simclr = supcon_info("simclr", 0.5, false);
+  auto simclr = supcon_info<SimCLRDefaults>("simclr", false);
   simclr.summary = "SimCLR: the two views of an image are positives, all other images negatives (NT-Xent)";
   simclr.paper = "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, ICML 2020";
   registry.add(std::move(simclr));

@@ -4,20 +4,13 @@
 // forwards (BN per view, as the reference). Several processes: variance and covariance see the global batch.
 //
 // Registered names: "backbone", "expander".
+#include "contrastive/methods/vicreg.h"
+
 #include "contrastive/dist.h"
 #include "contrastive/losses.h"
-#include "method_base.h"
+#include "contrastive/method.h"
 
 namespace contrastive {
-
-// Options of `--method vicreg` (YAML section `vicreg:`).
-struct VICRegOptions {
-  TORCH_ARG(double, sim_weight) = 25.0;  // λ: invariance
-  TORCH_ARG(double, var_weight) = 25.0;  // μ: variance
-  TORCH_ARG(double, cov_weight) = 1.0;   // ν: covariance
-  // Expander width: -1 = 4 x the backbone's feature size (the paper: 8192 on ResNet-50's 2048).
-  TORCH_ARG(int64_t, expander_dim) = -1;
-};
 
 class VICRegMethod : public ResNetMethod {
  public:

@@ -27,6 +27,8 @@ DataSplits load_data(const Config& config) {
   DataSplits data = load_dataset(dopt);
   if (config.data.train_subset > 0) data.train = take_first(data.train, config.data.train_subset);
   if (config.data.test_subset > 0 && data.test) data.test = take_first(data.test, config.data.test_subset);
+  if (config.data.test_subset > 0 && data.final_test)
+    data.final_test = take_first(data.final_test, config.data.test_subset);
   return data;
 }
 

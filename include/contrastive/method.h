@@ -1,4 +1,7 @@
-// Shared pieces of the ResNet-based methods (internal header).
+// What a method is built from (public: docs/adding-a-method.md). A method derives from MethodImpl (methods.h),
+// usually through ResNetMethod here, registers itself with register_method (registry.h) and reads its typed
+// options with options_of. The helpers below are the ones the built-in methods share: projection heads, view
+// grouping for multi-crop, collapse statistics, per-step generators and momentum encoders.
 #pragma once
 
 #include <ATen/CPUGeneratorImpl.h>
