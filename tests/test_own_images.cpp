@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
@@ -449,4 +450,29 @@ assert open(d + "/img/grey16.png", "rb").read()[24] == 16, "not a 16-bit PNG"
     const bool jpeg = fs::path(name).extension() == ".jpg";
     EXPECT_LE(diff, jpeg ? 2 : 0) << name;
   }
+}
+
+TEST(OwnImagesCLI, ValidationSplitPicksBestAndTheTestSplitIsEvaluatedOnceAtTheEnd) {
+  REQUIRE_FASHION_MNIST();
+  const std::string root = test_util::temp_dir("cli-val");
+  auto r = test_util::run_cli(
+      "train --method ce --dataset fashion-mnist --train-subset 600 --test-subset 300 --val-fraction 0.2 "
+      "--epochs 2 --width 4 --batch-size 64 --threads 2 --tensorboard off --out " +
+      root + "/run");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("validation, 10000 test (evaluated once, at the end)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("test split, evaluated once (300 images, best.ckpt, epoch"), std::string::npos)
+      << r.output;
+  const auto result = nlohmann::json::parse(read_all(root + "/run/test_result.json"));
+  EXPECT_EQ(result.at("images").get<int64_t>(), 300);
+  EXPECT_GE(result.at("best_epoch").get<int64_t>(), 1);
+  // ce trains a classifier: its top-1 and the kNN top-1 are both there, and they are best.ckpt's on the test
+  // split, as `contrastive eval` of that checkpoint reports it.
+  ASSERT_TRUE(result.contains("test_top1") && result.contains("knn_top1")) << result.dump();
+  auto ev = test_util::run_cli("eval --checkpoint " + root + "/run/best.ckpt --threads 2");
+  ASSERT_EQ(ev.status, 0) << ev.output;
+  const auto at = ev.output.find("test top-1 ");
+  ASSERT_NE(at, std::string::npos) << ev.output;
+  EXPECT_NEAR(std::stod(ev.output.substr(at + 11)), result.at("test_top1").get<double>(), 0.5 / 300) << ev.output;
+  EXPECT_NE(ev.output.find("over 300"), std::string::npos) << ev.output;
 }

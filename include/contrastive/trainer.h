@@ -276,6 +276,22 @@ class TensorBoardCallback : public TrainerCallback {
   int64_t images_since_ = 0;
 };
 
+// The dataset's test split, evaluated once, when training ends, with the weights of best.ckpt (chosen on the
+// validation split): the classifier's top-1 (ce, cds) and the kNN top-1, logged and written to
+// RUN_DIR/test_result.json. run_training installs it when --val-fraction holds out a validation split.
+class FinalTestCallback : public TrainerCallback {
+ public:
+  FinalTestCallback(std::shared_ptr<Dataset> train, std::shared_ptr<Dataset> test, Normalization norm, int64_t k,
+                    double t);
+  void on_fit_end(Trainer& trainer, const TrainResult& result) override;
+
+ private:
+  std::shared_ptr<Dataset> train_, test_;
+  Normalization norm_;
+  int64_t k_;
+  double t_;
+};
+
 // curves.png of the run directory after each record (gnuplot; a warning when it cannot).
 class CurvesCallback : public TrainerCallback {
  public:

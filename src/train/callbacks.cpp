@@ -3,12 +3,15 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "contrastive/augment.h"
 #include "contrastive/common.h"
 #include "contrastive/data.h"
 #include "contrastive/eval.h"
+#include "contrastive/io.h"
 #include "contrastive/plot.h"
 #include "contrastive/train.h"
 #include "contrastive/trainer.h"
@@ -74,6 +77,39 @@ void KnnMonitorCallback::on_epoch_end(Trainer& trainer, EpochRecord& rec) {
   const double knn = knn_top1(bank, train_->labels(), query, test_->labels(), train_->num_classes(), k_, t_);
   rec.values["knn_top1"] = knn;
   if (!method.has_classifier()) rec.metric = knn;
+}
+
+FinalTestCallback::FinalTestCallback(std::shared_ptr<Dataset> train, std::shared_ptr<Dataset> test,
+                                     Normalization norm, int64_t k, double t)
+    : train_(std::move(train)), test_(std::move(test)), norm_(std::move(norm)), k_(k), t_(t) {}
+
+void FinalTestCallback::on_fit_end(Trainer& trainer, const TrainResult& result) {
+  if (result.interrupted || !test_) return;
+  MethodImpl& method = trainer.method();
+  RunDirectory* dir = trainer.run_directory();
+  std::string weights = "the last epoch's weights (no best.ckpt)";
+  int64_t best_epoch = -1;
+  if (dir && std::filesystem::exists(dir->best_checkpoint())) {
+    const Checkpoint best = Checkpoint::read(dir->best_checkpoint());
+    best.load_model(method);
+    best_epoch = best.position().epoch;
+    weights = "best.ckpt, epoch " + std::to_string(best_epoch) + ", chosen on the validation split";
+  }
+  nlohmann::json out{{"split", "test"}, {"images", test_->size()}, {"best_epoch", best_epoch}};
+  std::string line = "test split, evaluated once (" + std::to_string(test_->size()) + " images, " + weights + "):";
+  if (method.has_classifier()) {
+    const TopK top = evaluate_classifier_sharded(method, test_, norm_, trainer.device());
+    out["test_top1"] = top.top1;
+    out["test_top5"] = top.top5;
+    line += " top-1 " + std::to_string(100 * top.top1) + "%";
+  }
+  auto bank = extract_features_sharded(method, train_, norm_, trainer.device());
+  auto query = extract_features_sharded(method, test_, norm_, trainer.device());
+  const double knn = knn_top1(bank, train_->labels(), query, test_->labels(), train_->num_classes(), k_, t_);
+  out["knn_top1"] = knn;
+  line += " kNN top-1 " + std::to_string(100 * knn) + "%";
+  log_info(line);
+  if (dir && dir->writer()) dir->write_file("test_result.json", out.dump(2) + "\n");
 }
 
 void CollapseMonitorCallback::on_epoch_end(Trainer& /*trainer*/, EpochRecord& rec) {

@@ -133,6 +133,11 @@ LoadedModel load_model(const std::string& checkpoint, const DataConfig* data_ove
   validate(out.config);
   out.device = resolve_device(device);
   out.data = load_data(out.config);
+  if (out.data.final_test) {  // a run that chose on a validation split: eval, knn, linear and embed report test
+    out.data.test = out.data.final_test;
+    out.data.final_test = nullptr;
+    out.data.eval_split_name = "test";
+  }
   out.norm = data_normalization(out.config, out.data.train->channels());
 
   MethodSpec spec = method_spec(out.config, *out.data.train);

@@ -239,6 +239,12 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
              ": the kNN and classifier monitors are off (best.ckpt follows the training loss); the collapse "
              "and effective-rank monitors stay on");
   }
+  if (data.final_test) {
+    log_info("the monitors and best.ckpt use the validation split; the test split (" +
+             std::to_string(data.final_test->size()) + " images) is evaluated once, at the end");
+    trainer.add_callback(
+        std::make_shared<FinalTestCallback>(data.train, data.final_test, norm, tc.knn_k, tc.knn_t));
+  }
   trainer.add_callback(std::make_shared<SkippedFilesCallback>(data.train, data.test));
   trainer.add_callback(std::make_shared<CollapseMonitorCallback>());
   trainer.add_callback(std::make_shared<ContrastiveCropCallback>(views, data.train, norm, config.augment));
