@@ -52,10 +52,9 @@ int main(int argc, char** argv) {
     config.data.test_subset = images;
     config.train.batch_size = 64;
     config.train.epochs = epochs;
-    resolve_defaults(config);
+    // The front door, once: the method's defaults, bf16 / channels-last where this CPU gains, validation.
     const torch::Device device = resolve_device("cpu");
-    resolve_speed_defaults(config, speed_context(device));  // bf16 / channels-last where this CPU gains
-    validate(config);
+    config = resolve_config(config, {1, speed_context(device)}).config;
 
     DataSplits data = load_data(config);
     auto views = make_config_view_generator(config, *data.train);

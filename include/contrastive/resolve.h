@@ -40,4 +40,18 @@ bool bf16_keeps_accuracy(const std::string& method);
 // Range and consistency checks; throws InputError naming the key and the value.
 void validate(const Config& config, int64_t world_size = 1);
 
+// Where a run goes, as the front door needs to know it.
+struct RunEnvironment {
+  int64_t world_size = 1;
+  SpeedContext speed;         // this CPU and the device (speed_context, train.h)
+  bool speed_choices = true;  // false: a stored run's config, which holds its speed choices already
+};
+struct ResolvedConfig {
+  Config config;      // resolved and validated
+  std::string speed;  // the speed choices and their reasons, for the log ("" without speed_choices)
+};
+// The front door of train, bench and load_model: resolve_defaults, then resolve_speed_defaults, then validate,
+// once. Bad values -> InputError naming the flag.
+ResolvedConfig resolve_config(Config config, const RunEnvironment& environment);
+
 }  // namespace contrastive

@@ -142,12 +142,9 @@ BenchResult run_bench(const BenchOptions& options) {
     throw InputError("invalid value for --warmup: " + std::to_string(options.warmup) + " (must be >= 0)");
   if (options.peak_size < 0)
     throw InputError("invalid value for --peak-size: " + std::to_string(options.peak_size));
-  Config config = options.config;
-  resolve_defaults(config);
-  const torch::Device device = resolve_device(config.train.device);
-  // The same speed choices as `train` (precision and memory format "auto" unless asked for).
-  resolve_speed_defaults(config, speed_context(device));
-  validate(config);
+  const torch::Device device = resolve_device(options.config.train.device);
+  // The same front door as `train`, speed choices included (precision and memory format "auto" unless asked for).
+  const Config config = resolve_config(options.config, {1, speed_context(device)}).config;
   const auto& tc = config.train;
   const bool bf16 = tc.precision == "bf16", channels_last = tc.memory_format == "channels-last";
   const int threads = configure_threads(static_cast<int>(tc.threads));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "contrastive/common.h"
 #include "contrastive/registry.h"
@@ -127,6 +128,15 @@ std::string resolve_speed_defaults(Config& c, const SpeedContext& ctx) {
   else
     fused = "on, but unused here (it needs channels-last on the CPU)";
   return "precision " + why + "; memory format " + layout + "; loader threads " + loader + "; fused BN " + fused;
+}
+
+ResolvedConfig resolve_config(Config config, const RunEnvironment& environment) {
+  ResolvedConfig out;
+  resolve_defaults(config, environment.world_size);
+  if (environment.speed_choices) out.speed = resolve_speed_defaults(config, environment.speed);
+  validate(config, environment.world_size);
+  out.config = std::move(config);
+  return out;
 }
 
 }  // namespace contrastive

@@ -129,9 +129,9 @@ LoadedModel load_model(const std::string& checkpoint, const DataConfig* data_ove
   LoadedModel out;
   out.config = ckpt.config();
   if (data_override && !data_override->dataset.empty()) out.config.data = *data_override;
-  resolve_defaults(out.config);
-  validate(out.config);
   out.device = resolve_device(device);
+  // The stored config through the front door, its speed choices kept.
+  out.config = resolve_config(std::move(out.config), {1, speed_context(out.device), false}).config;
   out.data = load_data(out.config);
   if (out.data.final_test) {  // a run that chose on a validation split: eval, knn, linear and embed report test
     out.data.test = out.data.final_test;

@@ -96,10 +96,10 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     resume = read_resume_point(ckpt, config, world);
     config.train.out = resume_dir;
   }
-  resolve_defaults(config, world);
   const torch::Device device = resolve_device(config.train.device);
-  const std::string speed = resolve_speed_defaults(config, speed_context(device));
-  validate(config, world);
+  ResolvedConfig resolved = resolve_config(std::move(config), {world, speed_context(device)});
+  config = std::move(resolved.config);
+  const std::string speed = resolved.speed;
   const auto& tc = config.train;
 
   const int threads = configure_threads(static_cast<int>(tc.threads));
@@ -144,8 +144,8 @@ TrainResult run_training(Config config, const std::string& resume_dir) {
     if (kind == "resume") {
       resume = read_resume_point(what, config, world);
       config.train.out = run_dir->path();
-      resolve_defaults(config, world);
-      validate(config, world);
+      // The checkpoint's config is an input too: checked as it was stored (its speed choices kept).
+      config = resolve_config(std::move(config), {world, speed_context(device), false}).config;
       auto_resumed = true;
     }
   }
