@@ -16,7 +16,6 @@
 #include <contrastive/method.h>
 #include <torch/torch.h>
 
-#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -85,9 +84,8 @@ MethodInfo dcl_info() {
   });
   m.validate = [](const Config& c, int64_t) {
     const auto& o = method_options<DCLOptions>(c.method, "dcl");
-    check_option(o.temperature() > 0 && std::isfinite(o.temperature()), "temperature",
-                 show_value(o.temperature()) + " (must be > 0)");
-    check_option(o.proj_dim() >= 1, "proj-dim", show_value(o.proj_dim()) + " (must be >= 1)");
+    check_temperature(o.temperature());
+    check_at_least(o.proj_dim(), 1, "proj-dim");
   };
   m.make = [](const MethodSpec& spec) -> MethodPtr { return std::make_shared<DCLMethod>(spec); };
   return m;

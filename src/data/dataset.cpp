@@ -163,17 +163,20 @@ DataSplits load_cifar100(const std::string& path, bool coarse) {
           std::make_shared<TensorDataset>(test.first, test.second, names)};
 }
 
-// Moves the training images at `held` into a validation split: the monitors then use it, and the dataset's own
-// test split is kept for one evaluation at the end (DataSplits::final_test).
-void hold_out(DataSplits& s, const std::vector<int64_t>& keep, const std::vector<int64_t>& held) {
+// Holds out the training images whose key (relative path, or index for the built-in datasets) the hash puts in
+// the validation split: the monitors then use it, and the dataset's own test split is kept for one evaluation at
+// the end (DataSplits::final_test).
+void hold_out(DataSplits& s, const std::vector<std::string>& keys, uint64_t seed, double fraction) {
+  std::vector<int64_t> keep, held;
+  for (size_t i = 0; i < keys.size(); ++i)
+    (in_validation_split(keys[i], seed, fraction) ? held : keep).push_back(static_cast<int64_t>(i));
   if (keep.empty()) throw InputError("--val-fraction left no training images");
-  auto index = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong); };
-  s.final_test = s.test;
   if (held.empty()) {
     log_warn("the validation split drew no image; the monitors use the test split");
-    s.final_test = nullptr;
     return;
   }
+  auto index = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong); };
+  s.final_test = s.test;
   auto all = s.train;
   s.train = take_indices(all, index(keep));
   s.test = take_indices(all, index(held));
@@ -204,7 +207,8 @@ DataSplits load_folder(const DataOptions& o) {
     if (!std::filesystem::is_directory(test_dir, ec) && std::filesystem::is_directory(join(root, "val"), ec)) {
       test_dir = join(root, "val");
     }
-    auto train = std::make_shared<ImageFolderDataset>(list_images(join(root, "train"), true), io);
+    const ImageList train_list = list_images(join(root, "train"), true);
+    auto train = std::make_shared<ImageFolderDataset>(train_list, io);
     // The test split follows the train split's channel count: the model sees one input format.
     io.channels = train->channels();
     auto test = std::make_shared<ImageFolderDataset>(list_images(test_dir, true), io);
@@ -213,14 +217,7 @@ DataSplits load_folder(const DataOptions& o) {
     }
     s.train = train;
     s.test = test;
-    if (o.val_fraction > 0) {
-      ImageList train_list = list_images(join(root, "train"), true);
-      std::vector<int64_t> keep, held;
-      for (size_t i = 0; i < train_list.files.size(); ++i)
-        (in_validation_split(train_list.files[i], o.split_seed, o.val_fraction) ? held : keep)
-            .push_back(static_cast<int64_t>(i));
-      hold_out(s, keep, held);
-    }
+    if (o.val_fraction > 0) hold_out(s, train_list.files, o.split_seed, o.val_fraction);
   } else if (s.layout == "classes") {
     const double fraction = o.val_fraction < 0 ? 0.1 : o.val_fraction;
     if (fraction >= 1) throw InputError("--val-fraction must be below 1, not " + std::to_string(fraction));
@@ -296,10 +293,9 @@ DataSplits load_dataset(const DataOptions& options) {
   }
   if (opts.dataset != "folder" && opts.val_fraction > 0) {
     // The built-in datasets: a hash of each training image's index.
-    std::vector<int64_t> keep, held;
-    for (int64_t i = 0; i < splits.train->size(); ++i)
-      (in_validation_split(std::to_string(i), opts.split_seed, opts.val_fraction) ? held : keep).push_back(i);
-    hold_out(splits, keep, held);
+    std::vector<std::string> keys(static_cast<size_t>(splits.train->size()));
+    for (size_t i = 0; i < keys.size(); ++i) keys[i] = std::to_string(i);
+    hold_out(splits, keys, opts.split_seed, opts.val_fraction);
   }
   const auto& a = *splits.train;
   if (splits.test) {

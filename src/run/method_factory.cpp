@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <typeinfo>
+#include <utility>
 
 #include "contrastive/data.h"
 #include "contrastive/resolve.h"
@@ -37,11 +38,10 @@ Config method_config(const std::string& name, const BackboneOptions& backbone) {
 
 namespace {
 
-MethodPtr make_resolved(Config& config, MethodSpec spec) {
-  resolve_defaults(config);
-  validate(config);
-  spec.config = config;
-  return method_registry().at(config.method.name).make(spec);
+// Through the front door (no speed choices: the caller's Trainer or loop decides precision and layout).
+MethodPtr make_resolved(Config config, MethodSpec spec) {
+  spec.config = resolve_config(std::move(config), {1, SpeedContext(), false}).config;
+  return method_registry().at(spec.config.method.name).make(spec);
 }
 
 }  // namespace
@@ -52,12 +52,12 @@ MethodPtr make_method(Config config, const MethodData& data) {
   spec.image_size = data.image_size();
   spec.num_classes = data.num_classes();
   spec.train_size = data.train_size();
-  return make_resolved(config, spec);
+  return make_resolved(std::move(config), spec);
 }
 
 MethodPtr make_method(Config config, const Dataset& train) {
   MethodSpec spec = method_spec(config, train);
-  return make_resolved(config, spec);
+  return make_resolved(std::move(config), spec);
 }
 
 }  // namespace contrastive

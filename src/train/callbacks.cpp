@@ -29,6 +29,15 @@ bool due(int64_t epoch, int64_t every, int64_t epochs) {
   return every > 0 && (epoch % every == 0 || epoch == epochs);
 }
 
+// kNN top-1 of `query`'s images against a bank of `bank`'s, with the trainer's method and device.
+double knn_score(Trainer& trainer, const std::shared_ptr<Dataset>& bank, const std::shared_ptr<Dataset>& query,
+                 const Normalization& norm, int64_t k, double t) {
+  MethodImpl& method = trainer.method();
+  auto bank_f = extract_features_sharded(method, bank, norm, trainer.device());
+  auto query_f = extract_features_sharded(method, query, norm, trainer.device());
+  return knn_top1(bank_f, bank->labels(), query_f, query->labels(), bank->num_classes(), k, t);
+}
+
 }  // namespace
 
 torch::Tensor compute_boxes(MethodImpl& method, const Dataset& data, const Normalization& norm,
@@ -71,12 +80,9 @@ KnnMonitorCallback::KnnMonitorCallback(std::shared_ptr<Dataset> train, std::shar
 
 void KnnMonitorCallback::on_epoch_end(Trainer& trainer, EpochRecord& rec) {
   if (!due(rec.epoch, every_, trainer.config().train.epochs)) return;
-  MethodImpl& method = trainer.method();
-  auto bank = extract_features_sharded(method, train_, norm_, trainer.device());
-  auto query = extract_features_sharded(method, test_, norm_, trainer.device());
-  const double knn = knn_top1(bank, train_->labels(), query, test_->labels(), train_->num_classes(), k_, t_);
+  const double knn = knn_score(trainer, train_, test_, norm_, k_, t_);
   rec.values["knn_top1"] = knn;
-  if (!method.has_classifier()) rec.metric = knn;
+  if (!trainer.method().has_classifier()) rec.metric = knn;
 }
 
 FinalTestCallback::FinalTestCallback(std::shared_ptr<Dataset> train, std::shared_ptr<Dataset> test,
@@ -103,9 +109,7 @@ void FinalTestCallback::on_fit_end(Trainer& trainer, const TrainResult& result) 
     out["test_top5"] = top.top5;
     line += " top-1 " + std::to_string(100 * top.top1) + "%";
   }
-  auto bank = extract_features_sharded(method, train_, norm_, trainer.device());
-  auto query = extract_features_sharded(method, test_, norm_, trainer.device());
-  const double knn = knn_top1(bank, train_->labels(), query, test_->labels(), train_->num_classes(), k_, t_);
+  const double knn = knn_score(trainer, train_, test_, norm_, k_, t_);
   out["knn_top1"] = knn;
   line += " kNN top-1 " + std::to_string(100 * knn) + "%";
   log_info(line);
