@@ -21,7 +21,7 @@ struct EvaluateArgs {
   std::string checkpoint, device = "auto", dataset, data_path;
   bool json = false;
   int64_t threads = 0, knn_k = 200, lin_epochs = 30, eval_batch = 512;
-  double knn_t = 0.1, lin_lr = 0.1, lin_wd = 0.0;
+  double knn_t = 0.1, lin_lr = 0.1, lin_wd = 0.0, lin_val = 0.1;
 };
 
 void print_json(const nlohmann::json& j) { std::cout << j.dump() << std::endl; }
@@ -91,12 +91,25 @@ int run(Kind kind, const EvaluateArgs& a) {
   lo.epochs = a.lin_epochs;
   lo.lr = a.lin_lr;
   lo.weight_decay = a.lin_wd;
+  lo.val_fraction = a.lin_val;
   auto r = linear_probe(train_f, m.data.train->labels(), test_f, m.data.test->labels(),
                         m.data.train->num_classes(), lo);
-  if (a.json)
-    print_json({{"top1_best", r.top1_best}, {"top1_last", r.top1_last}, {"epochs", a.lin_epochs}});
-  else
-    std::cout << "linear top-1 best " << r.top1_best << ", last " << r.top1_last << "\n";
+  if (a.json) {
+    print_json({{"top1", r.top1},
+                {"epoch", r.epoch},
+                {"val_top1", r.val_top1},
+                {"top1_last", r.top1_last},
+                {"top1_best", r.top1_best},
+                {"train_count", r.train_count},
+                {"val_count", r.val_count},
+                {"epochs", a.lin_epochs}});
+  } else if (r.val_count > 0) {
+    std::cout << "linear top-1 " << r.top1 << " at epoch " << r.epoch << " of " << a.lin_epochs
+              << ", chosen on validation (" << r.val_count << " of the training images held out, top-1 "
+              << r.val_top1 << "); last " << r.top1_last << "\n";
+  } else {
+    std::cout << "linear top-1 " << r.top1 << " (the last epoch; no validation)\n";
+  }
   return 0;
 }
 
@@ -128,6 +141,11 @@ CommandRegistration linear_reg([](CLI::App& app) -> std::function<int()> {
   linear->add_option("--weight-decay", a->lin_wd, "probe weight decay")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  linear
+      ->add_option("--val-fraction", a->lin_val,
+                   "share of the training images held out to choose the probe's epoch (0: report the last)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.9));
   return [a]() { return run(Kind::kLinear, *a); };
 });
 

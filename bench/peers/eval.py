@@ -54,12 +54,23 @@ def knn_top1(bank, bank_labels, query, query_labels, num_classes, k=200, t=0.1):
 
 
 def linear_probe(xtr, ytr, xte, yte, num_classes, epochs=30, lr=0.1, momentum=0.9, weight_decay=0.0,
-                 batch=256, seed=0):
+                 batch=256, seed=0, val_fraction=0.1):
+    """Returns (test top-1 at the epoch chosen on validation, that epoch (1-based), its validation top-1, best test
+    top-1 of any epoch, last test top-1, per-epoch test top-1). Validation: a seeded share of the training
+    features, held out of the probe's training (none with val_fraction 0: the last epoch is reported)."""
+    xva = yva = None
+    nval = min(int(val_fraction * xtr.shape[0]), xtr.shape[0] - 1)
+    if nval > 0:
+        perm = torch.randperm(xtr.shape[0], generator=torch.Generator().manual_seed(seed ^ 0x5EED))
+        xva, yva = xtr[perm[:nval]], ytr[perm[:nval]]
+        xtr, ytr = xtr[perm[nval:]], ytr[perm[nval:]]
     torch.manual_seed(seed)
     mean = xtr.mean(0, keepdim=True)
     std = xtr.std(0, unbiased=True, keepdim=True).clamp_min(1e-6)
     xtr = (xtr - mean) / std
     xte = (xte - mean) / std
+    if xva is not None:
+        xva = (xva - mean) / std
     fc = torch.nn.Linear(xtr.shape[1], num_classes)
     with torch.no_grad():
         fc.weight.normal_(0, 0.01)
@@ -69,6 +80,7 @@ def linear_probe(xtr, ytr, xte, yte, num_classes, epochs=30, lr=0.1, momentum=0.
     n = xtr.shape[0]
     total = math.ceil(n / batch) * epochs
     step, per_epoch = 0, []
+    chosen, chosen_epoch, chosen_val = 0.0, 0, -1.0
     for _ in range(epochs):
         perm = torch.randperm(n, generator=gen)
         for s in range(0, n, batch):
@@ -82,7 +94,10 @@ def linear_probe(xtr, ytr, xte, yte, num_classes, epochs=30, lr=0.1, momentum=0.
             opt.step()
         with torch.no_grad():
             per_epoch.append((fc(xte).argmax(1) == yte).double().mean().item())
-    return max(per_epoch), per_epoch[-1], per_epoch
+            v = (fc(xva).argmax(1) == yva).double().mean().item() if xva is not None else 0.0
+        if xva is None or v > chosen_val:  # ties keep the earlier epoch
+            chosen, chosen_epoch, chosen_val = per_epoch[-1], len(per_epoch), v
+    return chosen, chosen_epoch, chosen_val, max(per_epoch), per_epoch[-1], per_epoch
 
 
 def main():
@@ -97,6 +112,8 @@ def main():
     ap.add_argument("--linear-epochs", type=int, default=30)
     ap.add_argument("--linear-lr", type=float, default=0.1)
     ap.add_argument("--linear-weight-decay", type=float, default=0.0)
+    ap.add_argument("--linear-val-fraction", type=float, default=0.1,
+                    help="share of the bank held out to choose the probe's epoch (0: the last epoch)")
     ap.add_argument("--seed", type=int, default=0, help="probe seed")
     ap.add_argument("--json", action="store_true", help="one JSON line only (default: also a summary on stderr)")
     args = ap.parse_args()
@@ -120,15 +137,17 @@ def main():
     ytr, yte = torch.from_numpy(ytr), torch.from_numpy(yte)
     ftr, fte = extract(model, xtr), extract(model, xte)
     knn = knn_top1(ftr, ytr, fte, yte, 10, args.knn_k, args.knn_t)
-    best, last, per_epoch = linear_probe(ftr, ytr, fte, yte, 10, args.linear_epochs, args.linear_lr,
-                                         weight_decay=args.linear_weight_decay, seed=args.seed)
+    top1, epoch, val_top1, best, last, per_epoch = linear_probe(
+        ftr, ytr, fte, yte, 10, args.linear_epochs, args.linear_lr, weight_decay=args.linear_weight_decay,
+        seed=args.seed, val_fraction=args.linear_val_fraction)
     out = {"state": args.state, "knn_top1": knn, "knn_k": args.knn_k, "knn_t": args.knn_t,
-           "linear_top1_best": best, "linear_top1_last": last, "linear_epochs": args.linear_epochs,
+           "linear_top1": top1, "linear_epoch": epoch, "linear_val_top1": val_top1,
+           "linear_val_fraction": args.linear_val_fraction, "linear_top1_best": best, "linear_top1_last": last, "linear_epochs": args.linear_epochs,
            "linear_lr": args.linear_lr, "bank_size": int(ftr.shape[0]), "test_size": int(fte.shape[0]),
            "feature_dim": int(ftr.shape[1]), "eval_seconds": round(time.time() - t0, 2)}
     if not args.json:
-        print(f"kNN top-1 {100 * knn:.2f}%, linear top-1 best {100 * best:.2f}% / last {100 * last:.2f}%",
-              file=sys.stderr)
+        print(f"kNN top-1 {100 * knn:.2f}%, linear top-1 {100 * top1:.2f}% (epoch {epoch}, chosen on validation; "
+              f"best of any epoch {100 * best:.2f}%, last {100 * last:.2f}%)", file=sys.stderr)
     print(json.dumps(out))
 
 

@@ -49,7 +49,7 @@ for m in $METHODS; do
   "$PY" - "$m" "$d/eval.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[2]))
-print("%s untrained: kNN %.2f%%, linear best / last %.2f / %.2f%%"
-      % (sys.argv[1], 100 * r["knn_top1"], 100 * r["linear_top1_best"], 100 * r["linear_top1_last"]))
+print("%s untrained: kNN %.2f%%, linear %.2f%% (epoch %d, chosen on validation)"
+      % (sys.argv[1], 100 * r["knn_top1"], 100 * r["linear_top1"], r["linear_epoch"]))
 PY
 done

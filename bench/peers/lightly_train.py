@@ -78,7 +78,7 @@ def recipe(method, batch_size):
 class Model(nn.Module):
     """The networks of one method; parameters with requires_grad are the ones trained."""
 
-    def __init__(self, method, width, hp):
+    def __init__(self, method, width, hp, in_channels=1):
         super().__init__()
         self.method = method
         d = 8 * width
@@ -86,7 +86,7 @@ class Model(nn.Module):
         if hp.get("bn_splits", 1) > 1:
             splits = hp["bn_splits"]
             norm = lambda c: SplitBatchNorm(c, splits)  # noqa: E731 -- lightly's single-device shuffle-BN
-        self.backbone = common.CifarResNet18(width, 1, hp.get("zero_init_residual", False), norm)
+        self.backbone = common.CifarResNet18(width, in_channels, hp.get("zero_init_residual", False), norm)
         if method == "simclr":
             self.head = SimCLRProjectionHead(d, hp["proj_hidden"] or d, hp["proj_dim"], batch_norm=False)
         elif method == "moco":
@@ -168,6 +168,14 @@ class FashionMNISTViews(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i], mode="L")), int(self.labels[i]), i
 
 
+def make_folder_transform(size, mean, std):
+    # The same simclr-cifar recipe on an RGB folder (`contrastive train --dataset folder --image-size S`): the
+    # saturation and hue jitter and the grayscale draw now act, as they do in contrastive's preset on 3 channels.
+    return SimCLRTransform(input_size=size, cj_prob=0.8, cj_strength=0.5, min_scale=0.2, random_gray_scale=0.2,
+                           gaussian_blur=0.0, hf_prob=0.5, vf_prob=0.0, rr_prob=0.0,
+                           normalize={"mean": mean, "std": std})
+
+
 def make_transform():
     # contrastive's simclr-cifar preset on 1-channel 28x28 images (src/augment/presets.cpp): RandomResizedCrop(28,
     # scale 0.2..1, ratio 3/4..4/3, bilinear), horizontal flip 0.5, ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8
@@ -206,6 +214,14 @@ def main():
     ap.add_argument("--channels-last", action="store_true",
                     help="model and views in channels-last (NHWC), oneDNN's faster layout on CPU; not in lightly's "
                          "examples, which run NCHW")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bf16 autocast for the forward passes (torch.autocast('cpu')); the loss is computed in "
+                         "float32 as autocast chooses")
+    ap.add_argument("--folder", help="train on an image folder (lightly's LightlyDataset, RGB) instead of "
+                                     "Fashion-MNIST; --train-subset is then ignored")
+    ap.add_argument("--image-size", type=int, default=32, help="--folder: the crop size")
+    ap.add_argument("--mean", type=float, nargs=3, default=[0.5, 0.5, 0.5], help="--folder: normalisation mean")
+    ap.add_argument("--std", type=float, nargs=3, default=[0.25, 0.25, 0.25], help="--folder: normalisation std")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -231,8 +247,15 @@ def main():
         if args.method != "simclr":
             sys.exit("lightly_train.py: --joint-forward is for simclr")
         hp["joint_forward"] = True
-    xtr, ytr, _, _ = common.load_fashion_mnist(args.data, args.train_subset)
-    data = FashionMNISTViews(xtr, ytr, make_transform())
+    in_channels = 1
+    if args.folder:
+        from lightly.data import LightlyDataset
+        data = LightlyDataset(input_dir=args.folder,
+                              transform=make_folder_transform(args.image_size, args.mean, args.std))
+        in_channels = 3
+    else:
+        xtr, ytr, _, _ = common.load_fashion_mnist(args.data, args.train_subset)
+        data = FashionMNISTViews(xtr, ytr, make_transform())
     loader = torch.utils.data.DataLoader(
         data, batch_size=args.batch_size, shuffle=True, drop_last=hp.get("drop_last", False),
         num_workers=args.workers, persistent_workers=args.workers > 0,
@@ -240,7 +263,7 @@ def main():
     if len(loader) == 0:
         sys.exit(f"lightly_train.py: no full batch of {args.batch_size} in {len(data)} images")
 
-    model = Model(args.method, args.width, hp)
+    model = Model(args.method, args.width, hp, in_channels)
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
     criterion = make_criterion(args.method, hp)
@@ -263,7 +286,8 @@ def main():
             # contrastive's scheduled_lr: base * 0.5 * (1 + cos(pi * global_step / total_steps)), set per step.
             for g in opt.param_groups:
                 g["lr"] = hp["lr"] * 0.5 * (1 + math.cos(math.pi * step / total_steps))
-            loss = train_step(model, criterion, hp, x0, x1, step, total_steps)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                loss = train_step(model, criterion, hp, x0, x1, step, total_steps)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -291,7 +315,8 @@ def main():
     record = {"side": "lightly", "method": args.method, "train_subset": len(data), "epochs": args.epochs,
               "batch_size": args.batch_size, "width": args.width, "seed": args.seed,
               "threads": torch.get_num_threads(), "workers": args.workers,
-              "memory_format": "channels-last" if args.channels_last else "contiguous", "steps": step, "images": images,
+              "memory_format": "channels-last" if args.channels_last else "contiguous",
+              "precision": "bf16" if args.bf16 else "fp32", "folder": args.folder, "steps": step, "images": images,
               "train_seconds": train_seconds, "images_per_s": images / train_seconds if train_seconds else 0.0,
               "wall_seconds": time.time() - t_start, "hyperparameters": hp, "per_epoch": per_epoch,
               "versions": versions(), "argv": sys.argv}

@@ -77,17 +77,28 @@ struct LinearProbeOptions {
   double momentum = 0.9;
   double weight_decay = 0.0;
   uint64_t seed = 0;
+  // The share of the training features held out to choose the probe's epoch (a seeded draw), when no validation
+  // features are given; 0 reports the last epoch.
+  double val_fraction = 0.1;
 };
 struct LinearProbeResult {
-  double top1_best = 0, top1_last = 0;
-  std::vector<double> per_epoch;
+  double top1 = 0;       // test top-1 at the epoch chosen on validation (the last epoch without validation)
+  int64_t epoch = 0;     // that epoch, 1-based
+  double val_top1 = 0;   // validation top-1 at that epoch (0 without validation)
+  double top1_last = 0;  // test top-1 after the last epoch
+  double top1_best = 0;  // the highest test top-1 of any epoch: chosen on test, for comparison with papers only
+  int64_t train_count = 0, val_count = 0;
+  std::vector<double> per_epoch;      // test top-1 per epoch
+  std::vector<double> val_per_epoch;  // validation top-1 per epoch
 };
 
 // Linear classifier on frozen pre-head features (backbone in eval mode). Features are extracted once with the
 // test transform (no augmentation), standardised with the training set's statistics, and a Linear layer is
-// trained with SGD + cosine schedule; reports the best and the last test top-1 (the references report best).
+// trained with SGD + cosine schedule. The epoch is chosen on validation features (`val_*`, or a seeded
+// `val_fraction` of the training features when those are undefined), and the test top-1 of that epoch reported.
 LinearProbeResult linear_probe(const torch::Tensor& train_features, const torch::Tensor& train_labels,
                                const torch::Tensor& test_features, const torch::Tensor& test_labels,
-                               int64_t num_classes, const LinearProbeOptions& options);
+                               int64_t num_classes, const LinearProbeOptions& options,
+                               const torch::Tensor& val_features = {}, const torch::Tensor& val_labels = {});
 
 }  // namespace contrastive

@@ -181,12 +181,27 @@ double knn_top1(const torch::Tensor& bank_features, const torch::Tensor& bank_la
 
 LinearProbeResult linear_probe(const torch::Tensor& train_features, const torch::Tensor& train_labels,
                                const torch::Tensor& test_features, const torch::Tensor& test_labels,
-                               int64_t num_classes, const LinearProbeOptions& o) {
+                               int64_t num_classes, const LinearProbeOptions& o, const torch::Tensor& val_features,
+                               const torch::Tensor& val_labels) {
+  if (o.val_fraction < 0 || o.val_fraction >= 1)
+    throw InputError("linear probe: the validation fraction must be in [0, 1), got " +
+                     std::to_string(o.val_fraction));
+  torch::Tensor ftr = train_features, ytr = train_labels, fva = val_features, yva = val_labels;
+  if (!fva.defined() && o.val_fraction > 0) {  // hold out a seeded share of the training features
+    auto perm = torch::randperm(ftr.size(0), at::detail::createCPUGenerator(o.seed ^ 0x5eedULL), torch::kLong);
+    const auto nval = std::min<int64_t>(static_cast<int64_t>(o.val_fraction * ftr.size(0)), ftr.size(0) - 1);
+    if (nval > 0) {
+      auto vi = perm.narrow(0, 0, nval), ti = perm.narrow(0, nval, ftr.size(0) - nval);
+      fva = ftr.index_select(0, vi), yva = ytr.index_select(0, vi);
+      ftr = ftr.index_select(0, ti), ytr = ytr.index_select(0, ti);
+    }
+  }
   torch::manual_seed(o.seed);
-  auto mean = train_features.mean(0, true);
-  auto std = train_features.std(0, true, true).clamp_min(1e-6);
-  auto xtr = (train_features - mean) / std;
+  auto mean = ftr.mean(0, true);
+  auto std = ftr.std(0, true, true).clamp_min(1e-6);
+  auto xtr = (ftr - mean) / std;
   auto xte = (test_features - mean) / std;
+  auto xva = fva.defined() ? (fva - mean) / std : torch::Tensor();
   torch::nn::Linear fc(xtr.size(1), num_classes);
   {
     torch::NoGradGuard no_grad;
@@ -200,6 +215,11 @@ LinearProbeResult linear_probe(const torch::Tensor& train_features, const torch:
   const int64_t steps_per_epoch = (n + o.batch_size - 1) / o.batch_size;
   const int64_t total = steps_per_epoch * o.epochs;
   LinearProbeResult r;
+  r.train_count = n;
+  r.val_count = xva.defined() ? xva.size(0) : 0;
+  auto top1 = [&](const torch::Tensor& x, const torch::Tensor& y) {
+    return fc(x).argmax(1).eq(y).to(torch::kDouble).mean().item<double>();
+  };
   int64_t step = 0;
   for (int64_t e = 0; e < o.epochs; ++e) {
     auto perm = torch::randperm(n, gen, torch::kLong);
@@ -207,17 +227,23 @@ LinearProbeResult linear_probe(const torch::Tensor& train_features, const torch:
       const double lr = o.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step++) / total));
       for (auto& g : opt.param_groups()) g.options().set_lr(lr);
       auto idx = perm.narrow(0, s, std::min(o.batch_size, n - s));
-      auto loss =
-          torch::nn::functional::cross_entropy(fc(xtr.index_select(0, idx)), train_labels.index_select(0, idx));
+      auto loss = torch::nn::functional::cross_entropy(fc(xtr.index_select(0, idx)), ytr.index_select(0, idx));
       opt.zero_grad();
       loss.backward();
       opt.step();
     }
     torch::NoGradGuard no_grad;
-    const double acc = fc(xte).argmax(1).eq(test_labels).to(torch::kDouble).mean().item<double>();
+    const double acc = top1(xte, test_labels);
     r.per_epoch.push_back(acc);
     r.top1_best = std::max(r.top1_best, acc);
     r.top1_last = acc;
+    if (xva.defined()) {
+      const double v = top1(xva, yva);
+      r.val_per_epoch.push_back(v);
+      if (e == 0 || v > r.val_top1) r.val_top1 = v, r.top1 = acc, r.epoch = e + 1;  // ties keep the earlier epoch
+    } else {
+      r.top1 = acc, r.epoch = e + 1;
+    }
   }
   return r;
 }

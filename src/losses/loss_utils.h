@@ -58,6 +58,14 @@ inline torch::Tensor to_compute_dtype(const torch::Tensor& t) {
   return t;
 }
 
+// The fused SupCon operator (supcon_fused.cpp): `contrast` [N, D] view-major float32 CPU rows, anchors the first
+// `anchor_rows`; positives share the label (labels [B]) or, without labels, the sample. Returns the mean over
+// the anchors with a positive of -scale * (mean positive logit - log-sum-exp over the non-self logits), logits
+// being contrast rows' dot products / temperature. fused_supcon_applies says whether it takes these arguments.
+bool fused_supcon_applies(const torch::Tensor& contrast, const torch::Tensor& labels, const torch::Tensor& mask);
+torch::Tensor fused_supcon(const torch::Tensor& contrast, const torch::Tensor& labels, int64_t batch,
+                           int64_t anchor_rows, double temperature, double scale);
+
 // SupCon steps 6–8 (docs/methods.md §1) on ready-made logits [rows, cols]: log Σ over every non-self column
 // (masked logsumexp), mean log-probability over the positives `pos`, scaled by `scale` = T/T_b and averaged over
 // the anchors that have a positive (0 if none). torch::where (not a product with a 0/1 mask) keeps a non-finite

@@ -72,6 +72,13 @@ torch::Tensor supcon_loss(const torch::Tensor& features, const torch::Tensor& la
   // Step 3: anchors.
   const bool all = options.contrast_mode() == ContrastMode::All;
   const int64_t anchor_views = all ? views : 1;
+  if (options.fused() && detail::fused_supcon_applies(contrast, labels, mask)) {
+    detail::require(
+        !labels.defined() || labels.numel() == batch, kSupCon,
+        "labels must have B = " + std::to_string(batch) + " elements, got shape " + detail::shape_str(labels));
+    return detail::fused_supcon(contrast, labels, batch, anchor_views * batch, options.temperature(),
+                                options.temperature() / options.base_temperature());
+  }
   auto anchors = all ? contrast : feats.select(1, 0);
   const int64_t rows = anchor_views * batch;
   const int64_t cols = views * batch;

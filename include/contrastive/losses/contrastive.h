@@ -42,6 +42,10 @@ struct SupConLossOptions {
   // The loss is scaled by T / base_temperature, exactly like the reference (§1 "Gotcha: the T/T_b factor").
   TORCH_ARG(double, base_temperature) = 0.07;
   TORCH_ARG(ContrastMode, contrast_mode) = ContrastMode::All;
+  // float32 CPU features with labels (or none) go through one fused operator (one matrix product and one pass per
+  // row, forward and backward) instead of ATen's chain of about a dozen passes; the same loss within float
+  // rounding. false: always ATen's chain (the A/B of docs/benchmarks.md, "Fused SupCon").
+  TORCH_ARG(bool, fused) = true;
 };
 
 // ---------------------------------------------------------------------------------------------------------
