@@ -17,7 +17,7 @@ esac
 
 PKGS=(cmake g++ make libgloo-dev libfmt-dev zlib1g-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libstb-dev
       gnuplot-nox libgtest-dev libgmock-dev libbenchmark-dev dataset-fashion-mnist clang-format ccache ninja-build
-      libonnx-dev libprotobuf-dev protobuf-compiler libboost-dev)
+      libonnx-dev libprotobuf-dev protobuf-compiler libboost-dev libturbojpeg0-dev)
 # Debian's LibTorch and the Python that matches it (the fixtures and interop reference of that build).
 # The pip build uses Debian's Gloo headers too: the wheel ships Gloo inside libtorch_cpu but not its headers.
 PKGS+=(libtorch-dev libopenblas0-pthread python3-torch python3-torchvision python3-numpy python3-pil)

@@ -452,6 +452,27 @@ assert open(d + "/img/grey16.png", "rb").read()[24] == 16, "not a 16-bit PNG"
   }
 }
 
+// A colour image read as one channel is the grey of its RGB decode by stb_image's weights (77 R + 150 G + 29 B) /
+// 256, for JPEG (whichever decoder the build uses, libjpeg-turbo or stb_image) and PNG alike.
+TEST(OwnImages, ColourJpegReadAsGreyUsesTheSameWeightsAsItsRgb) {
+  const std::string dir = test_util::temp_dir("jpeg-grey");
+  write_image(dir + "/img/a.jpg", 32, 32, 3, 5);
+  write_image(dir + "/img/b.png", 32, 32, 3, 6);
+  ImageFolderOptions io;
+  io.image_size = 32;
+  io.channels = 3;
+  ImageFolderDataset rgb(list_images(dir + "/img", false), io);
+  io.channels = 1;
+  ImageFolderDataset grey(list_images(dir + "/img", false), io);
+  ASSERT_EQ(rgb.size(), 2);
+  for (int64_t i = 0; i < 2; ++i) {
+    auto c = rgb.get(torch::tensor({i}, torch::kLong))[0].to(torch::kInt);
+    auto g = grey.get(torch::tensor({i}, torch::kLong))[0][0].to(torch::kInt);
+    auto expect = (c[0] * 77 + c[1] * 150 + c[2] * 29).div(256, "floor");
+    EXPECT_EQ((g - expect).abs().max().item<int64_t>(), 0) << rgb.item_name(i);
+  }
+}
+
 TEST(OwnImagesCLI, ValidationSplitPicksBestAndTheTestSplitIsEvaluatedOnceAtTheEnd) {
   REQUIRE_FASHION_MNIST();
   const std::string root = test_util::temp_dir("cli-val");

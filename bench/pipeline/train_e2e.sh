@@ -50,7 +50,7 @@ if cfg == "ours":
     images = sum(e["images_per_s"] * e["train_seconds"] for e in ep)
     secs = sum(e["train_seconds"] for e in ep)
     extra = {"data_wait_frac": [e.get("data_wait_frac") for e in ep],
-             "precision": re.search(r"precision (\w+)", open(d + ".log").read()).group(1)}
+             "precision": re.search(r"precision (\w+)", open(d + ".log").read() + open(d + ".time").read()).group(1)}
 else:
     r = json.load(open(os.path.join(d, "train.json")))
     images, secs = r["images"], r["train_seconds"]

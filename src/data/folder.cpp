@@ -1,5 +1,5 @@
-// Image-folder datasets: lazy stb_image decoding, fixed bilinear resize, bounded in-memory cache, and unreadable
-// files skipped (listed) instead of ending the run.
+// Image-folder datasets: lazy decoding (libjpeg-turbo for JPEG where built with it, stb_image otherwise), fixed
+// bilinear resize, bounded in-memory cache, and unreadable files skipped (listed) instead of ending the run.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "contrastive/common.h"
 #include "contrastive/data.h"
@@ -37,6 +38,9 @@
 #include <stb_image.h>
 #include <stb_image_resize.h>
 #pragma GCC diagnostic pop
+#ifdef CONTRASTIVE_WITH_TURBOJPEG
+#include <turbojpeg.h>
+#endif
 
 namespace fs = std::filesystem;
 
@@ -47,24 +51,101 @@ struct FileCloser {
   void operator()(FILE* f) const { std::fclose(f); }
 };
 
+// The whole file, or InputError.
+std::vector<unsigned char> read_file(const std::string& path) {
+  std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) throw InputError(path + ": cannot open image");
+  std::vector<unsigned char> bytes;
+  unsigned char buf[1 << 16];
+  size_t got = 0;
+  while ((got = std::fread(buf, 1, sizeof buf, file.get())) > 0) bytes.insert(bytes.end(), buf, buf + got);
+  if (std::ferror(file.get())) throw InputError(path + ": cannot read image");
+  return bytes;
+}
+
+// HWC pixels with `c` channels, from the decoder that takes the file.
+struct Pixels {
+  std::vector<uint8_t> hwc;
+  int w = 0, h = 0;
+};
+
+#ifdef CONTRASTIVE_WITH_TURBOJPEG
+struct TjDestroy {
+  void operator()(void* h) const { tjDestroy(h); }
+};
+
+// libjpeg-turbo for a JPEG file (its first bytes FF D8): false when it leaves the file to stb_image (CMYK and YCCK
+// files, which it cannot convert to RGB); InputError when the file is damaged (a warning such as a premature end
+// counts: the image would be partly grey). Grey output from a colour file uses stb_image's weights, so that either
+// decoder gives the same grey image up to the IDCT's rounding.
+bool turbo_decode(const std::vector<unsigned char>& bytes, int c, const std::string& path, Pixels& out) {
+  if (bytes.size() < 3 || bytes[0] != 0xFF || bytes[1] != 0xD8) return false;
+  thread_local std::unique_ptr<void, TjDestroy> handle(tjInitDecompress());
+  if (!handle) return false;
+  auto* src = const_cast<unsigned char*>(bytes.data());
+  const auto size = static_cast<unsigned long>(bytes.size());
+  int sub = 0, space = 0;
+  if (tjDecompressHeader3(handle.get(), src, size, &out.w, &out.h, &sub, &space) != 0)
+    throw InputError(path + ": cannot decode image (" + tjGetErrorStr2(handle.get()) + ")");
+  if (space == TJCS_CMYK || space == TJCS_YCCK) return false;
+  const bool grey_file = space == TJCS_GRAY;
+  const int file_c = grey_file ? 1 : 3;
+  std::vector<uint8_t> px(static_cast<size_t>(out.w) * out.h * file_c);
+  if (tjDecompress2(handle.get(), src, size, px.data(), out.w, 0, out.h, grey_file ? TJPF_GRAY : TJPF_RGB, 0) != 0)
+    throw InputError(path + ": cannot decode image (" + tjGetErrorStr2(handle.get()) + ")");
+  const size_t n = static_cast<size_t>(out.w) * out.h;
+  if (file_c == c) {
+    out.hwc = std::move(px);
+  } else if (c == 3) {  // grey file, RGB wanted: the value in each channel
+    out.hwc.resize(n * 3);
+    for (size_t i = 0; i < n; ++i) out.hwc[3 * i] = out.hwc[3 * i + 1] = out.hwc[3 * i + 2] = px[i];
+  } else {  // colour file, grey wanted: stb_image's (77 R + 150 G + 29 B) >> 8
+    out.hwc.resize(n);
+    for (size_t i = 0; i < n; ++i)
+      out.hwc[i] = static_cast<uint8_t>((px[3 * i] * 77 + px[3 * i + 1] * 150 + px[3 * i + 2] * 29) >> 8);
+  }
+  return true;
+}
+#endif
+
 // Decodes `path`, resizes it to size x size and writes it as CHW into `dst`; InputError with the reason when
 // it cannot.
 void decode_into(const std::string& path, int64_t size, int64_t channels, uint8_t* dst) {
-  std::unique_ptr<FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) throw InputError(path + ": cannot open image");
-  int w = 0, h = 0, comp = 0;
+  const auto bytes = read_file(path);
   const int c = static_cast<int>(channels);
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load_from_file(file.get(), &w, &h, &comp, c),
-                                                   stbi_image_free);
-  if (!pixels) throw InputError(path + ": cannot decode image (" + stbi_failure_reason() + ")");
+  Pixels px;
+  bool done = false;
+#ifdef CONTRASTIVE_WITH_TURBOJPEG
+  done = turbo_decode(bytes, c, path, px);
+#endif
+  if (!done) {
+    // Grey output is computed from RGB with stb_image's PNG weights for every format (its JPEG decoder would
+    // return the luma channel instead), so that both decoders and all formats make the same grey image.
+    int comp = 0;
+    std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+        stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &px.w, &px.h, &comp, 3),
+        stbi_image_free);
+    if (!pixels) throw InputError(path + ": cannot decode image (" + stbi_failure_reason() + ")");
+    const size_t n = static_cast<size_t>(px.w) * px.h;
+    const stbi_uc* p = pixels.get();
+    if (c == 3) {
+      px.hwc.assign(p, p + n * 3);
+    } else {
+      px.hwc.resize(n);
+      for (size_t i = 0; i < n; ++i)
+        px.hwc[i] = static_cast<uint8_t>((p[3 * i] * 77 + p[3 * i + 1] * 150 + p[3 * i + 2] * 29) >> 8);
+    }
+  }
+  const int w = px.w, h = px.h;
   const int s = static_cast<int>(size);
   std::vector<uint8_t> resized;
-  const uint8_t* hwc = pixels.get();
+  const uint8_t* hwc = px.hwc.data();
   if (w != s || h != s) {
     // The triangle filter is bilinear interpolation (averaging over the footprint when shrinking).
     resized.resize(static_cast<size_t>(s) * s * c);
-    if (!stbir_resize_uint8_generic(pixels.get(), w, h, 0, resized.data(), s, s, 0, c, STBIR_ALPHA_CHANNEL_NONE, 0,
-                                    STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR, nullptr)) {
+    if (!stbir_resize_uint8_generic(px.hwc.data(), w, h, 0, resized.data(), s, s, 0, c, STBIR_ALPHA_CHANNEL_NONE,
+                                    0, STBIR_EDGE_CLAMP, STBIR_FILTER_TRIANGLE, STBIR_COLORSPACE_LINEAR,
+                                    nullptr)) {
       throw InputError(path + ": cannot resize image");
     }
     hwc = resized.data();

@@ -55,6 +55,7 @@ class DINOMethod : public ResNetMethod {
       };
     }
     tau0_ = o.momentum_ema();
+    freeze_last_epochs_ = o.freeze_last_epochs();
   }
 
   LossTerms loss(const std::vector<torch::Tensor>& views, const torch::Tensor&, const torch::Tensor&,
@@ -62,9 +63,10 @@ class DINOMethod : public ResNetMethod {
     TORCH_CHECK(views.size() >= 2, "DINO needs at least 2 views");
     const auto groups = views_by_size(views);  // the first run: the global crops (the largest, listed first)
     std::vector<torch::Tensor> student, teacher;
+    // The reference freezes the last layer for its first epoch(s): the prototypes get no gradient.
+    const auto protos = ctx.epoch < freeze_last_epochs_ ? prototypes.detach() : prototypes;
     for (const auto& g : groups)
-      for (auto& part : dino_logits(head, prototypes, net->features(g.batch)).chunk(g.count))
-        student.push_back(part);
+      for (auto& part : dino_logits(head, protos, net->features(g.batch)).chunk(g.count)) student.push_back(part);
     {
       torch::NoGradGuard no_grad;
       const auto& global = groups.front();
@@ -99,6 +101,7 @@ class DINOMethod : public ResNetMethod {
 
  private:
   double tau0_ = 0.996;
+  int64_t freeze_last_epochs_ = 0;
 };
 
 void register_dino(MethodRegistry& registry) {
@@ -126,6 +129,8 @@ void register_dino(MethodRegistry& registry) {
          "epochs of linear teacher-temperature warm-up"},
         {"center_momentum", "center-momentum", &o.center_momentum(), "EMA momentum of the centre"},
         {"momentum_ema", "ema", &o.momentum_ema(), "teacher momentum at the first step (cosine to 1)"},
+        {"freeze_last_epochs", "freeze-last-epochs", &o.freeze_last_epochs(),
+         "epochs during which the prototypes get no gradient"},
     };
   });
   m.validate = [](const Config& c, int64_t) {
@@ -139,6 +144,7 @@ void register_dino(MethodRegistry& registry) {
     check_at_least(o.warmup_teacher_epochs(), 0, "warmup-teacher-epochs");
     check_unit(o.center_momentum(), "center-momentum");
     check_unit(o.momentum_ema(), "ema");
+    check_at_least(o.freeze_last_epochs(), 0, "freeze-last-epochs");
     if (!c.augment.multi_crop.empty()) {
       const auto crops = parse_multi_crop(c.augment.multi_crop);
       int64_t largest = 0;

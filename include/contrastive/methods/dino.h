@@ -19,6 +19,8 @@ struct DINOOptions {
   TORCH_ARG(int64_t, warmup_teacher_epochs) = 0;
   TORCH_ARG(double, center_momentum) = 0.9;
   TORCH_ARG(double, momentum_ema) = 0.996;  // teacher momentum at the first step (1 at the last)
+  // Epochs during which the prototypes (the head's last layer) get no gradient (the reference: 1).
+  TORCH_ARG(int64_t, freeze_last_epochs) = 0;
 };
 
 }  // namespace contrastive
