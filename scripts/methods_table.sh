@@ -20,6 +20,7 @@ SEED=${SEED:-0}
 THREADS=${THREADS:-2}
 EXTRA=${EXTRA:-}
 COMMON="--dataset fashion-mnist --width 16 --epochs $EPOCHS --train-subset $SUBSET --knn-every $EPOCHS --seed $SEED --threads $THREADS"
+BASE="--dataset fashion-mnist --width 16 --train-subset $SUBSET --seed $SEED --threads $THREADS"  # the floors
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 mkdir -p "$OUT"
 METHODS=${METHODS:-$($BIN methods --json | python3 -c 'import json, sys; print(" ".join(json.loads(l)["name"] for l in sys.stdin))')}
@@ -55,21 +56,22 @@ for m in $METHODS; do
     cp "$d.log" "$d/train.log"
     echo "$flags" > "$d/flags"
   fi
-  [ -f "$d/row.json" ] || score "$m" "$d" "$d/last.ckpt" "$flags" > "$d/row.json"
+  [ -s "$d/row.json" ] || { score "$m" "$d" "$d/last.ckpt" "$flags" > "$d/row.tmp" && mv "$d/row.tmp" "$d/row.json"; } ||
+    { echo "methods_table.sh: scoring $m failed" >&2; continue; }
   cat "$d/row.json" >> "$OUT/rows.jsonl"
   rows+=("$d/row.json")
 done
 # The untrained floors: the usual initialisation (simclr's) and SimSiam's zero-initialised residual BN.
 for f in simclr simsiam; do
   d=$OUT/floor-$f
-  if [ ! -f "$d/row.json" ]; then
+  if [ ! -s "$d/row.json" ]; then
     rm -rf "${d:?}"; mkdir -p "$d"
     rc=0
     # shellcheck disable=SC2086
-    $BIN train --method $f --arch resnet18 $COMMON --epochs 1 --knn-every 0 --stop-after-steps 1 --lr 1e-8 \
+    $BIN train --method $f --arch resnet18 $BASE --epochs 1 --knn-every 0 --stop-after-steps 1 --lr 1e-8 \
       --out "$d" > "$d.log" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] || [ "$rc" -eq 130 ] || { echo "methods_table.sh: floor $f failed, see $d.log" >&2; continue; }
-    score "untrained ($f init)" "$d" "$d/last.ckpt" "one step at lr 1e-8" > "$d/row.json"
+    score "untrained ($f init)" "$d" "$d/last.ckpt" "one step at lr 1e-8" > "$d/row.tmp" && mv "$d/row.tmp" "$d/row.json"
   fi
   rows+=("$d/row.json")
 done

@@ -91,6 +91,23 @@ TEST(DINO, MultiCropLossEqualsTheFunctionalWithTheTeacherOnGlobalCropsOnly) {
   EXPECT_NEAR(out.terms["dino"].item<double>(), expected.item<double>(), 1e-4);
 }
 
+TEST(DINO, ThePrototypesGetNoGradientWhileFrozen) {
+  torch::manual_seed(4);
+  auto spec = dino_spec();
+  method_option<int64_t>(spec.config, "freeze_last_epochs") = 1;
+  auto m = make_method(spec);
+  m->train();
+  auto protos = m->named_parameters()["prototypes"];
+  StepContext ctx;
+  ctx.epoch = 0;
+  m->loss(views_of(2, 0), torch::zeros({8}, torch::kLong), torch::arange(8), ctx).total().backward();
+  EXPECT_FALSE(protos.grad().defined() && protos.grad().abs().sum().item<double>() > 0);
+  ctx.epoch = 1;
+  m->loss(views_of(2, 0), torch::zeros({8}, torch::kLong), torch::arange(8), ctx).total().backward();
+  ASSERT_TRUE(protos.grad().defined());
+  EXPECT_GT(protos.grad().abs().sum().item<double>(), 0);
+}
+
 TEST(DINO, LocalCropsBeforeGlobalOnesAreRefused) {
   auto spec = dino_spec();
   spec.config.augment.multi_crop = "4x14,2x28";

@@ -134,10 +134,10 @@ struct OptimConfig {
   std::string schedule = "cosine";  // cosine | step | constant
   std::vector<double> milestones;   // step: epochs (fractions of `epochs` when all < 1)
   double gamma = 0.1;
-  double warmup_epochs = 0;
-  double warmup_from = 0.01;  // absolute lr at the start of warm-up
-  double min_lr_ratio = 0.0;  // cosine floor as a fraction of lr
-  double lars_trust = 0.001;
+  double warmup_epochs = -1;       // -1: method default (0 for most)
+  double warmup_from = 0.01;       // absolute lr at the start of warm-up
+  double min_lr_ratio = 0.0;       // cosine floor as a fraction of lr
+  double lars_trust = -1;          // -1: method default (0.001 for most)
   std::vector<double> adam_betas;  // Adam (beta1, beta2); empty = the method's default
 };
 

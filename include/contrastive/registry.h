@@ -23,6 +23,8 @@ struct MethodDefaults {
   int64_t lr_batch = 0;  // ... at this global batch, scaled linearly to the run's (0: used as it is)
   double weight_decay = 1e-4;
   std::string optimizer = "sgd";                  // sgd | lars | adam
+  double lars_trust = 0.001;                      // LARS trust coefficient
+  double warmup_epochs = 0;                       // linear warm-up of the learning rate
   std::vector<double> adam_betas = {0.9, 0.999};  // when the optimizer is Adam
   std::string augment = "simclr-cifar";           // augmentation preset (augment.h)
   int64_t views = 2;

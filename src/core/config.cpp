@@ -83,10 +83,11 @@ std::vector<ConfigKey> config_keys(Config& c) {
       {"optim", "schedule", "schedule", &o.schedule, "cosine | step | constant"},
       {"optim", "milestones", "milestones", &o.milestones, "step schedule: epochs (or fractions of epochs)"},
       {"optim", "gamma", "gamma", &o.gamma, "step schedule: factor at each milestone"},
-      {"optim", "warmup_epochs", "warmup-epochs", &o.warmup_epochs, "linear warm-up length in epochs (per step)"},
+      {"optim", "warmup_epochs", "warmup-epochs", &o.warmup_epochs,
+       "linear warm-up length in epochs (per step; -1: method default)"},
       {"optim", "warmup_from", "warmup-from", &o.warmup_from, "learning rate at the start of warm-up"},
       {"optim", "min_lr_ratio", "min-lr-ratio", &o.min_lr_ratio, "cosine floor as a fraction of lr"},
-      {"optim", "lars_trust", "lars-trust", &o.lars_trust, "LARS trust coefficient"},
+      {"optim", "lars_trust", "lars-trust", &o.lars_trust, "LARS trust coefficient (-1: method default)"},
       {"optim", "adam_betas", "adam-betas", &o.adam_betas, "Adam beta1,beta2 (default: the method's)"},
 
       {"train", "epochs", "epochs", &t.epochs, "training epochs"},

@@ -33,6 +33,8 @@ void resolve_defaults(Config& c, int64_t world_size) {
   set_if(o.lr, -1.0, d.lr_batch > 0 ? scaled_lr(d.lr, d.lr_batch, bs) : d.lr);
   set_if(o.weight_decay, -1.0, d.weight_decay);
   set_if(o.optimizer, std::string(), d.optimizer);
+  set_if(o.lars_trust, -1.0, d.lars_trust);
+  set_if(o.warmup_epochs, -1.0, d.warmup_epochs);
   if (o.adam_betas.empty()) o.adam_betas = d.adam_betas;
   set_if(a.preset, std::string(), d.augment);
   set_if(a.views, int64_t{-1}, d.views);
