@@ -50,7 +50,7 @@ constexpr int64_t kLanes = 16;
 // for a 64-byte vector in a function compiled without AVX-512 does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 typedef float vfloat __attribute__((vector_size(kLanes * sizeof(float))));
-typedef int32_t vint __attribute__((vector_size(kLanes * sizeof(int32_t))));
+typedef uint32_t vuint __attribute__((vector_size(kLanes * sizeof(uint32_t))));
 
 template <class V>
 __attribute__((always_inline)) inline V splat(typename std::remove_reference<decltype(V{}[0])>::type x) {
@@ -83,7 +83,7 @@ __attribute__((always_inline)) inline F exp_poly(F x, F lo, F hi, F log2e, F mag
   F p = c[0];
   for (int i = 1; i < 6; ++i) p = p * r + c[i];
   p = p * r * r + r + c[6];
-  const I bits = (ti - 0x4B400000 + 127) << 23;
+  const I bits = (ti - 0x4B400000u + 127u) << 23;  // unsigned: defined for any input, NaN included
   F two_k;
   std::memcpy(&two_k, &bits, sizeof two_k);
   return p * two_k;
@@ -98,16 +98,16 @@ constexpr float kExpCoef[7] = {1.9875691500e-4f,
                                1.0f};
 
 __attribute__((always_inline)) inline float exp1(float x) {
-  return exp_poly<float, int32_t>(x, -87.3f, 88.7f, 1.44269504088896341f, 12582912.0f, 0.693359375f,
-                                  2.12194440e-4f, kExpCoef);
+  return exp_poly<float, uint32_t>(x, -87.3f, 88.7f, 1.44269504088896341f, 12582912.0f, 0.693359375f,
+                                   2.12194440e-4f, kExpCoef);
 }
 __attribute__((always_inline)) inline vfloat expv(vfloat x) {
   static const vfloat c[7] = {splat<vfloat>(kExpCoef[0]), splat<vfloat>(kExpCoef[1]), splat<vfloat>(kExpCoef[2]),
                               splat<vfloat>(kExpCoef[3]), splat<vfloat>(kExpCoef[4]), splat<vfloat>(kExpCoef[5]),
                               splat<vfloat>(kExpCoef[6])};
-  return exp_poly<vfloat, vint>(x, splat<vfloat>(-87.3f), splat<vfloat>(88.7f),
-                                splat<vfloat>(1.44269504088896341f), splat<vfloat>(12582912.0f),
-                                splat<vfloat>(0.693359375f), splat<vfloat>(2.12194440e-4f), c);
+  return exp_poly<vfloat, vuint>(x, splat<vfloat>(-87.3f), splat<vfloat>(88.7f),
+                                 splat<vfloat>(1.44269504088896341f), splat<vfloat>(12582912.0f),
+                                 splat<vfloat>(0.693359375f), splat<vfloat>(2.12194440e-4f), c);
 }
 
 // One anchor row of the scaled logits s[0..n), n = views * batch: its log-sum-exp over the columns other than
