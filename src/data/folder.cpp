@@ -69,6 +69,15 @@ struct Pixels {
   int w = 0, h = 0;
 };
 
+// One grey value per RGB pixel, with stb_image's PNG weights (77 R + 150 G + 29 B) >> 8: every decoder and format
+// gives the same grey image.
+std::vector<uint8_t> grey_of_rgb(const uint8_t* rgb, size_t n) {
+  std::vector<uint8_t> grey(n);
+  for (size_t i = 0; i < n; ++i)
+    grey[i] = static_cast<uint8_t>((rgb[3 * i] * 77 + rgb[3 * i + 1] * 150 + rgb[3 * i + 2] * 29) >> 8);
+  return grey;
+}
+
 #ifdef CONTRASTIVE_WITH_TURBOJPEG
 struct TjDestroy {
   void operator()(void* h) const { tjDestroy(h); }
@@ -99,10 +108,8 @@ bool turbo_decode(const std::vector<unsigned char>& bytes, int c, const std::str
   } else if (c == 3) {  // grey file, RGB wanted: the value in each channel
     out.hwc.resize(n * 3);
     for (size_t i = 0; i < n; ++i) out.hwc[3 * i] = out.hwc[3 * i + 1] = out.hwc[3 * i + 2] = px[i];
-  } else {  // colour file, grey wanted: stb_image's (77 R + 150 G + 29 B) >> 8
-    out.hwc.resize(n);
-    for (size_t i = 0; i < n; ++i)
-      out.hwc[i] = static_cast<uint8_t>((px[3 * i] * 77 + px[3 * i + 1] * 150 + px[3 * i + 2] * 29) >> 8);
+  } else {  // colour file, grey wanted
+    out.hwc = grey_of_rgb(px.data(), n);
   }
   return true;
 }
@@ -128,13 +135,7 @@ void decode_into(const std::string& path, int64_t size, int64_t channels, uint8_
     if (!pixels) throw InputError(path + ": cannot decode image (" + stbi_failure_reason() + ")");
     const size_t n = static_cast<size_t>(px.w) * px.h;
     const stbi_uc* p = pixels.get();
-    if (c == 3) {
-      px.hwc.assign(p, p + n * 3);
-    } else {
-      px.hwc.resize(n);
-      for (size_t i = 0; i < n; ++i)
-        px.hwc[i] = static_cast<uint8_t>((p[3 * i] * 77 + p[3 * i + 1] * 150 + p[3 * i + 2] * 29) >> 8);
-    }
+    px.hwc = c == 3 ? std::vector<uint8_t>(p, p + n * 3) : grey_of_rgb(p, n);
   }
   const int w = px.w, h = px.h;
   const int s = static_cast<int>(size);
